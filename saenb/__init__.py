@@ -6,13 +6,12 @@ __version__ = "0.1.0"
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/17_api.ipynb #e1e0a392
+# %% ../nbs/17_api.ipynb #a15dba59
 from .core import logger
 from .config import LanguageModelSAERunnerConfig, CacheActivationsRunnerConfig, PretokenizeRunnerConfig
 from .sae import SAE, SAEConfig
 from .training_sae import TrainingSAE, TrainingSAEConfig
 from .tokenization import PretokenizeRunner, pretokenize_runner
-from .load_model import load_model
 from .activations_store import ActivationsStore
 from .evals import run_evals
 from .training_runner import SAETrainingRunner
@@ -21,3 +20,8 @@ from .pretrained import get_pretrained_saes_directory
 from .hooked_sae_transformer import HookedSAETransformer
 from .hub import upload_saes_to_huggingface
 import saenb.architectures
+
+__all__ = ["SAE", "SAEConfig", "TrainingSAE", "TrainingSAEConfig", "HookedSAETransformer", "ActivationsStore",
+           "LanguageModelSAERunnerConfig", "SAETrainingRunner", "CacheActivationsRunnerConfig", "CacheActivationsRunner",
+           "PretokenizeRunnerConfig", "PretokenizeRunner", "pretokenize_runner", "run_evals",
+           "upload_saes_to_huggingface", "get_pretrained_saes_directory", "logger"]

@@ -88,9 +88,18 @@ def _config_kwargs(cls, config_dict:dict) -> dict:
     if "seqpos_slice" in d: d["seqpos_slice"] = _as_tuple(d["seqpos_slice"])
     return d
 
+_REGISTRIES: list[dict] = [] # every architecture registry `register_architecture` has written to
+
+def _config_class_for(cls:type, architecture) -> type:
+    "The most general `config_class` of an architecture registered as `architecture` that subclasses `cls`; else `cls`."
+    candidates = [c for registry in _REGISTRIES if architecture in registry
+                  if (c := getattr(registry[architecture], "config_class", None)) is not None and issubclass(c, cls)]
+    return min(candidates, key=lambda c: len(c.__mro__)) if candidates else cls
+
 @patch(cls_method=True)
 def from_dict(cls:SAEConfig, config_dict:dict[str, Any]) -> SAEConfig:
     "Build a config from a `cfg.json` dict: old key names are renamed, unknown keys ignored."
+    cls = _config_class_for(cls, config_dict.get("architecture"))
     return cls(**_config_kwargs(cls, config_dict))
 
 @patch
@@ -141,7 +150,9 @@ def register_architecture(name:str, # the value of `cfg.architecture` that selec
     "Class decorator: register an `Architecture` subclass under `name`."
     def _register(cls):
         cls.name = name
-        (ARCHITECTURES if registry is None else registry)[name] = cls
+        target = ARCHITECTURES if registry is None else registry
+        target[name] = cls
+        if not any(r is target for r in _REGISTRIES): _REGISTRIES.append(target)
         return cls
     return _register
 
@@ -158,6 +169,7 @@ class Architecture:
     "One SAE family: its parameters, its encoder, and how folds rescale it. The base class is the standard ReLU SAE."
     name: str = ""
     feature_scaled_params: tuple[str, ...] = ("b_enc",) # per-feature parameters that scale with the feature's activation
+    config_class: type|None = None # an `SAEConfig` subclass with the extra fields this architecture needs, if any
 
     def param_shapes(self, cfg:SAEConfig) -> dict[str, tuple[int, ...]]:
         "Name and shape of every parameter, in state-dict order."

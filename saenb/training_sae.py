@@ -72,6 +72,7 @@ def register_training_architecture(name:str):
 class TrainingArchitecture(Architecture):
     "What every training architecture shares: pre-activation noise, and a hook for its loss terms."
     supports_ghost_grads = False
+    needs_target = False # True when the output is compared with another hook's activations (transcoders)
 
     def perturb(self, sae, hidden_pre):
         "Add `noise_scale` Gaussian noise to the pre-activations in training mode."
@@ -154,7 +155,7 @@ def initialize_weights_complex(self:TrainingSAE):
     cfg = self.cfg
     with torch.no_grad():
         if cfg.decoder_orthogonal_init:
-            q = nn.init.orthogonal_(torch.empty(cfg.d_in, cfg.d_sae, dtype=torch.float32))
+            q = nn.init.orthogonal_(torch.empty(self.W_dec.shape[1], cfg.d_sae, dtype=torch.float32))
             self.W_dec.data = q.T.contiguous().to(self.W_dec)
         elif cfg.decoder_heuristic_init:
             self.W_dec.data = torch.randn_like(self.W_dec)
@@ -176,11 +177,16 @@ def mse_loss_fn(self:TrainingSAE, preds:torch.Tensor, target:torch.Tensor) -> to
 def training_forward_pass(self:TrainingSAE, sae_in:torch.Tensor, # a batch of activations `[batch, d_in]`
                           current_l1_coefficient:float, # the sparsity coefficient now (it may be warmed up)
                           dead_neuron_mask:torch.Tensor|None=None, # bool `[d_sae]`: features that have not fired lately
+                          target:torch.Tensor|None=None, # what `sae_out` should match, for `needs_target` architectures
                          ) -> TrainStepOutput:
     "Run the SAE on `sae_in` and compute every loss term."
+    if (target is not None) != self.arch.needs_target:
+        raise ValueError(f"architecture={self.cfg.architecture!r} predicts another hook's activations: pass them as target"
+                         if target is None else f"target given, but architecture={self.cfg.architecture!r} "
+                         "reconstructs its own input; only architectures that predict another hook take a target")
     feature_acts, hidden_pre = self.encode_with_hidden_pre(sae_in)
     sae_out = self.decode(feature_acts)
-    per_item_mse_loss = self.mse_loss_fn(sae_out, sae_in)
+    per_item_mse_loss = self.mse_loss_fn(sae_out, sae_in if target is None else target)
     losses = self.arch.training_losses(self, sae_in=sae_in, sae_out=sae_out, feature_acts=feature_acts,
                                        hidden_pre=hidden_pre, per_item_mse_loss=per_item_mse_loss,
                                        current_l1_coefficient=current_l1_coefficient, dead_neuron_mask=dead_neuron_mask)
