@@ -108,6 +108,7 @@ class TrainingSAE(SAE):
                 ):
         if not isinstance(cfg, TrainingSAEConfig): cfg = TrainingSAEConfig.from_dict(cfg.to_dict())
         super().__init__(cfg, use_error_term)
+        self._decoding_encoder_output = False # True only while `training_forward_pass` decodes the encoder's code
         self.check_cfg_compatibility()
         self.initialize_weights_complex()
         self.turn_off_forward_pass_hook_z_reshaping()
@@ -185,7 +186,9 @@ def training_forward_pass(self:TrainingSAE, sae_in:torch.Tensor, # a batch of ac
                          if target is None else f"target given, but architecture={self.cfg.architecture!r} "
                          "reconstructs its own input; only architectures that predict another hook take a target")
     feature_acts, hidden_pre = self.encode_with_hidden_pre(sae_in)
-    sae_out = self.decode(feature_acts)
+    self._decoding_encoder_output = True   # lets an architecture decode its own sparse code faster (TopK below)
+    try: sae_out = self.decode(feature_acts)
+    finally: self._decoding_encoder_output = False
     per_item_mse_loss = self.mse_loss_fn(sae_out, sae_in if target is None else target)
     losses = self.arch.training_losses(self, sae_in=sae_in, sae_out=sae_out, feature_acts=feature_acts,
                                        hidden_pre=hidden_pre, per_item_mse_loss=per_item_mse_loss,
@@ -222,7 +225,17 @@ class TrainingStandardArchitecture(TrainingArchitecture, StandardArchitecture):
 # %% ../nbs/04_training_sae.ipynb #d9480e03
 @register_training_architecture("topk")
 class TrainingTopKArchitecture(TrainingArchitecture, TopKArchitecture):
-    "TopK SAE training: the aux-k loss on dead latents."
+    "TopK SAE training: the aux-k loss on dead latents, and a decoder whose cost scales with k."
+    sparse_decode = True # decode the encoder's code through its k active rows of W_dec (off for codes of varying width)
+
+    def decode_features(self, sae, feature_acts):
+        "In `training_forward_pass`, sum only each row's k active decoder rows (`embedding_bag`); else the dense product."
+        if not (self.sparse_decode and sae._decoding_encoder_output): return super().decode_features(sae, feature_acts)
+        k = sae.cfg.activation_fn_kwargs["k"]
+        values, indices = feature_acts.topk(k, dim=-1, sorted=False)
+        out = F.embedding_bag(indices.reshape(-1, k), sae.W_dec, mode="sum",
+                              per_sample_weights=values.reshape(-1, k).to(sae.W_dec.dtype))
+        return out.reshape(*feature_acts.shape[:-1], out.shape[-1])
 
     def training_losses(self, sae, *, sae_in, sae_out, feature_acts, hidden_pre, per_item_mse_loss,
                         current_l1_coefficient, dead_neuron_mask):
