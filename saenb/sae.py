@@ -17,20 +17,18 @@ from safetensors.torch import save as safetensors_bytes
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 from .core import logger, str_to_dtype, dtype_to_str, check_choice, check_positive, atomic_write, save_json, load_json
+from .config import ACTIVATION_FNS, NORMALIZE_ACTIVATIONS
 
 # %% auto #0
-__all__ = ['SAE_CFG_FILENAME', 'SAE_WEIGHTS_FILENAME', 'SPARSITY_FILENAME', 'NORMALIZE_ACTIVATIONS', 'ACTIVATION_FNS',
-           'ARCHITECTURES', 'SAE_HOOK_NAMES', 'SAEConfig', 'TopK', 'tanh_relu', 'get_activation_fn',
-           'register_architecture', 'get_architecture', 'Architecture', 'StandardArchitecture', 'TopKArchitecture',
-           'JumpReLUArchitecture', 'GatedArchitecture', 'SAE', 'save_safetensors', 'load_safetensors',
-           'handle_config_defaulting', 'read_sae_from_disk']
+__all__ = ['SAE_CFG_FILENAME', 'SAE_WEIGHTS_FILENAME', 'SPARSITY_FILENAME', 'ARCHITECTURES', 'SAE_HOOK_NAMES', 'SAEConfig',
+           'TopK', 'tanh_relu', 'get_activation_fn', 'register_architecture', 'get_architecture', 'Architecture',
+           'StandardArchitecture', 'TopKArchitecture', 'JumpReLUArchitecture', 'GatedArchitecture', 'SAE',
+           'save_safetensors', 'load_safetensors', 'handle_config_defaulting', 'read_sae_from_disk']
 
 # %% ../nbs/03_sae.ipynb #0052e021
 SAE_CFG_FILENAME = "cfg.json"
 SAE_WEIGHTS_FILENAME = "sae_weights.safetensors"
 SPARSITY_FILENAME = "sparsity.safetensors"
-NORMALIZE_ACTIVATIONS = ("none", "expected_average_only_in", "constant_norm_rescale", "layer_norm")
-
 def _as_tuple(seqpos_slice) -> tuple:
     "JSON turns `seqpos_slice` tuples into lists (and old configs hold a bare int); make it a tuple again."
     if isinstance(seqpos_slice, (list, tuple)): return tuple(seqpos_slice)
@@ -123,8 +121,6 @@ class TopK(nn.Module):
         return torch.zeros_like(x).scatter_(-1, indices, self.postact_fn(values))
 
 # %% ../nbs/03_sae.ipynb #2f43ebdb
-ACTIVATION_FNS = ("relu", "tanh-relu", "topk")
-
 def tanh_relu(x:torch.Tensor) -> torch.Tensor:
     "$\\tanh(\\mathrm{relu}(x))$"
     return torch.tanh(torch.relu(x))

@@ -12,18 +12,16 @@ import torch.nn.functional as F
 from torch import nn
 from fastcore.basics import patch
 from .core import logger, check_choice, check_positive
+from .config import MSE_LOSS_NORMALIZATIONS
 from .sae import (SAE, SAEConfig, Architecture, StandardArchitecture, TopKArchitecture, GatedArchitecture,
                        JumpReLUArchitecture, register_architecture, get_architecture)
 
 # %% auto #0
-__all__ = ['MSE_LOSS_NORMALIZATIONS', 'TRAINING_ARCHITECTURES', 'TrainingSAEConfig', 'register_training_architecture',
-           'TrainingArchitecture', 'TrainStepOutput', 'TrainingSAE', 'TrainingStandardArchitecture',
-           'TrainingTopKArchitecture', 'TrainingGatedArchitecture', 'rectangle', 'Step', 'JumpReLU',
-           'TrainingJumpReLUArchitecture']
+__all__ = ['TRAINING_ARCHITECTURES', 'TrainingSAEConfig', 'register_training_architecture', 'TrainingArchitecture',
+           'TrainStepOutput', 'TrainingSAE', 'TrainingStandardArchitecture', 'TrainingTopKArchitecture',
+           'TrainingGatedArchitecture', 'rectangle', 'Step', 'JumpReLU', 'TrainingJumpReLUArchitecture']
 
 # %% ../nbs/04_training_sae.ipynb #762fc8f9
-MSE_LOSS_NORMALIZATIONS = (None, "dense_batch")
-
 @dataclass(kw_only=True)
 class TrainingSAEConfig(SAEConfig):
     "`SAEConfig` plus the training-only fields, with SAELens 5.6's names and the runner config's defaults."
