@@ -21,7 +21,7 @@ from .evals import EvalConfig, run_evals
 
 # %% auto #0
 __all__ = ['ACTIVATIONS_STORE_STATE_FILENAME', 'FINETUNING_PARAMETERS', 'save_checkpoint', 'TrainSAEOutput', 'SAETrainer',
-           'batch_metrics']
+           'NonFiniteLossError', 'batch_metrics']
 
 # %% ../nbs/10_trainer.ipynb #63cc9fff
 ACTIVATIONS_STORE_STATE_FILENAME = "activations_store_state.safetensors"
@@ -167,6 +167,7 @@ def _train_step(self:SAETrainer, sae:TrainingSAE, sae_in:torch.Tensor) -> TrainS
     with self.autocast_if_enabled():
         out = sae.training_forward_pass(sae_in=sae_in, current_l1_coefficient=self.current_l1_coefficient,
                                         dead_neuron_mask=self.dead_neurons)
+    self._stop_if_loss_not_finite(out.loss)
     self._update_feature_stats(out.feature_acts)
     out.loss.backward()
     if cfg.normalize_sae_decoder: sae.remove_gradient_parallel_to_decoder_directions()
@@ -176,6 +177,22 @@ def _train_step(self:SAETrainer, sae:TrainingSAE, sae_in:torch.Tensor) -> TrainS
     self.lr_scheduler.step()
     self.l1_scheduler.step()
     return out
+
+# %% ../nbs/10_trainer.ipynb #f312fd6b
+class NonFiniteLossError(FloatingPointError):
+    "The training loss was NaN or infinite; the state before that step was saved as a checkpoint."
+
+@patch
+def _stop_if_loss_not_finite(self:SAETrainer, loss:torch.Tensor):
+    "Save the last good state and raise `NonFiniteLossError` unless `loss` is finite (called before `backward`)."
+    if bool(torch.isfinite(loss.detach()).all()): return
+    step = self.n_training_steps
+    self.optimizer.zero_grad(set_to_none=True)
+    path = self.save_checkpoint(trainer=self, checkpoint_name=str(self.n_training_tokens))
+    raise NonFiniteLossError(f"the training loss is {loss.detach().float().item()} at step {step} (0-based; "
+                             f"{self.n_training_tokens} tokens trained before it): stopping. The state before this "
+                             f"step was saved to {path}. Lower lr, check the activations for NaN/Inf, or try "
+                             "autocast=False.")
 
 # %% ../nbs/10_trainer.ipynb #ff191f8b
 def _item(x): return x.item() if isinstance(x, torch.Tensor) else x
@@ -279,8 +296,8 @@ def fit(self:SAETrainer) -> TrainingSAE:
     store.set_norm_scaling_factor_if_needed()
     while self.n_training_tokens < cfg.total_training_tokens:
         sae_in = store.next_batch()[:, 0].to(self.sae.device)
-        self.n_training_tokens += cfg.train_batch_size_tokens
         out = self._train_step(sae=self.sae, sae_in=sae_in)
+        self.n_training_tokens += cfg.train_batch_size_tokens   # counted once trained: checkpoints name what they hold
         if cfg.log_to_wandb: self._log_step(out)
         self._checkpoint_if_needed()
         self.n_training_steps += 1
