@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_training_runner.ipynb #7e802a76
 from __future__ import annotations
-import contextlib, importlib, inspect, io, pkgutil, signal, sys, time, warnings
+import contextlib, dataclasses, importlib, inspect, io, pkgutil, signal, sys, time, warnings
 from pathlib import Path
 from typing import Any, Sequence
 import torch
@@ -203,7 +203,8 @@ def run_demo(args:Sequence[str]=(), # extra `--field value` settings over the de
     fit_start = time.time()
     sae = runner.run()
     fit_seconds = time.time() - fit_start
-    held_out = ActivationsStore.from_config(model, cfg, override_dataset=held_out_ds)
+    held_out_cfg = dataclasses.replace(cfg, training_tokens=len(held_out_ds) * cfg.context_size)
+    held_out = ActivationsStore.from_config(model, held_out_cfg, override_dataset=held_out_ds)
     eval_cfg = EvalConfig(batch_size_prompts=8, n_eval_reconstruction_batches=4, n_eval_sparsity_variance_batches=16,
                           compute_ce_loss=True, compute_kl=False, compute_l2_norms=True, compute_sparsity_metrics=True,
                           compute_variance_metrics=True)
