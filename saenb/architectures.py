@@ -12,7 +12,7 @@ import torch
 from transformer_lens.hook_points import HookPoint
 from .core import check_positive
 from .sae import (SAE, SAEConfig, StandardArchitecture, JumpReLUArchitecture, register_architecture,
-                       _hooks_disabled, _hooks_can_change_values)
+                       clean_reconstruction_error)
 from .training_sae import (TrainingSAE, TrainingSAEConfig, TrainingStandardArchitecture, TrainingTopKArchitecture,
                                 register_training_architecture)
 from .hooked_sae_transformer import set_deep_attr
@@ -256,11 +256,7 @@ class TranscoderSplice(HookPoint):
             raise RuntimeError(f"the transcoder's input hook {cfg.hook_name!r} did not run before its output hook "
                                f"{cfg.hook_name_out!r} in this forward pass")
         out = tc.decode(tc.encode(x))
-        if self.use_error_term:
-            if _hooks_can_change_values(tc):
-                with torch.no_grad(), _hooks_disabled(tc): clean = tc.decode(tc.encode(x))
-            else: clean = out.detach()
-            out = out + tc.hook_sae_error(target - clean)
+        if self.use_error_term: out = out + tc.hook_sae_error(clean_reconstruction_error(tc, x, target, out))
         return tc.hook_sae_output(out).to(target.dtype)
 
 # %% ../nbs/04b_architectures.ipynb #284be06c

@@ -23,7 +23,8 @@ from .config import ACTIVATION_FNS, NORMALIZE_ACTIVATIONS
 __all__ = ['SAE_CFG_FILENAME', 'SAE_WEIGHTS_FILENAME', 'SPARSITY_FILENAME', 'ARCHITECTURES', 'SAE_HOOK_NAMES', 'SAEConfig',
            'TopK', 'tanh_relu', 'get_activation_fn', 'register_architecture', 'get_architecture', 'Architecture',
            'StandardArchitecture', 'TopKArchitecture', 'JumpReLUArchitecture', 'GatedArchitecture', 'SAE',
-           'save_safetensors', 'load_safetensors', 'handle_config_defaulting', 'read_sae_from_disk']
+           'clean_reconstruction_error', 'save_safetensors', 'load_safetensors', 'handle_config_defaulting',
+           'read_sae_from_disk']
 
 # %% ../nbs/03_sae.ipynb #0052e021
 SAE_CFG_FILENAME = "cfg.json"
@@ -394,15 +395,19 @@ def _hooks_can_change_values(sae:SAE) -> bool:
     if getattr(module, "_global_forward_hooks", None) or getattr(module, "_global_forward_pre_hooks", None): return True
     return any(m._forward_hooks or m._forward_pre_hooks for m in sae.modules() if m is not sae)
 
+def clean_reconstruction_error(sae:SAE, x:torch.Tensor, # the SAE's input
+                               target:torch.Tensor, # what it reconstructs: `x` itself, or another hook's value
+                               sae_out:torch.Tensor, # the (possibly hooked) output of the pass already done
+                              ) -> torch.Tensor:
+    "`target` minus the SAE's reconstruction of `x` with every hook off: the error term of `use_error_term`."
+    if not _hooks_can_change_values(sae): return target - sae_out.detach()   # the pass done was already clean
+    with torch.no_grad(), _hooks_disabled(sae): return target - sae.decode(sae.encode(x))
+
 @patch
 def forward(self:SAE, x:torch.Tensor) -> torch.Tensor:
     "Reconstruction of `x`; with `use_error_term`, plus the clean reconstruction error (so the output is `x`)."
     sae_out = self.decode(self.encode(x))
-    if self.use_error_term:
-        if _hooks_can_change_values(self):
-            with torch.no_grad(), _hooks_disabled(self): clean = self.decode(self.encode(x))
-        else: clean = sae_out.detach()
-        sae_out = sae_out + self.hook_sae_error(x - clean)
+    if self.use_error_term: sae_out = sae_out + self.hook_sae_error(clean_reconstruction_error(self, x, x, sae_out))
     return self.hook_sae_output(sae_out)
 
 # %% ../nbs/03_sae.ipynb #1d442b2a
