@@ -61,7 +61,7 @@ def _threshold_lr(cfg) -> float:
 @register_training_architecture("batchtopk")
 class TrainingBatchTopKArchitecture(TrainingTopKArchitecture, BatchTopKArchitecture):
     "BatchTopK training: batch top-k activation and TopK's aux-k loss; the inference threshold kept as a moving average."
-    sparse_decode = False # rows keep varying numbers of features, so TopK's k-per-row sparse decoder does not apply
+    per_row_topk = False # rows keep varying numbers of features: TopK's fused encoder and k-per-row decoder do not apply
 
     def param_shapes(self, cfg):
         return StandardArchitecture.param_shapes(self, cfg)   # the threshold is a buffer, not a parameter

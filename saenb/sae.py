@@ -21,7 +21,8 @@ from .config import ACTIVATION_FNS, NORMALIZE_ACTIVATIONS
 
 # %% auto #0
 __all__ = ['SAE_CFG_FILENAME', 'SAE_WEIGHTS_FILENAME', 'SPARSITY_FILENAME', 'ARCHITECTURES', 'SAE_HOOK_NAMES', 'SAEConfig',
-           'TopK', 'tanh_relu', 'get_activation_fn', 'register_architecture', 'get_architecture', 'Architecture',
+           'TopK', 'tanh_relu', 'get_activation_fn', 'reference_kernels', 'fast_kernels_enabled', 'encoder_centre',
+           'CentredLinear', 'centred_linear', 'register_architecture', 'get_architecture', 'Architecture',
            'StandardArchitecture', 'TopKArchitecture', 'JumpReLUArchitecture', 'GatedArchitecture', 'SAE',
            'clean_reconstruction_error', 'save_safetensors', 'load_safetensors', 'handle_config_defaulting',
            'read_sae_from_disk']
@@ -138,6 +139,58 @@ def get_activation_fn(activation_fn:str, # one of `ACTIVATION_FNS`
         raise ValueError(f"activation_fn='topk' needs a positive integer k in activation_fn_kwargs, got {kwargs!r}")
     return TopK(k, kwargs.get("postact_fn"))
 
+# %% ../nbs/03_sae.ipynb #64ae571a
+_FAST_KERNELS = True
+
+@contextmanager
+def reference_kernels():
+    "Within this block, train with plain-autograd implementations instead of saenb's fused/sparse kernels."
+    global _FAST_KERNELS
+    before, _FAST_KERNELS = _FAST_KERNELS, False
+    try: yield
+    finally: _FAST_KERNELS = before
+
+def fast_kernels_enabled() -> bool:
+    "Whether the fast kernels are on (they are, except inside `reference_kernels()`)."
+    return _FAST_KERNELS
+
+def encoder_centre(sae) -> torch.Tensor|None:
+    "What the encoder subtracts from its input: `b_dec` when `cfg.apply_b_dec_to_input`, else nothing."
+    return sae.b_dec if sae.cfg.apply_b_dec_to_input else None
+
+# %% ../nbs/03_sae.ipynb #9c0672bb
+class CentredLinear(torch.autograd.Function):
+    "$(x - c) W + b$ whose backward skips the `[batch, d_in]` input gradient unless `x` itself needs it."
+    @staticmethod
+    def forward(ctx, x:torch.Tensor, centre:torch.Tensor|None, W:torch.Tensor, b:torch.Tensor|None) -> torch.Tensor:
+        xc = (x if centre is None else x - centre).reshape(-1, x.shape[-1])
+        out = xc @ W if b is None else torch.addmm(b, xc, W)   # under autocast: a low-precision matmul
+        ctx.save_for_backward(xc, W)
+        return out.reshape(*x.shape[:-1], W.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        xc, W = ctx.saved_tensors
+        g = grad_out.reshape(-1, grad_out.shape[-1])
+        need_x, need_c, need_W, need_b = ctx.needs_input_grad
+        grad_x = grad_c = grad_W = grad_b = None
+        if need_W: grad_W = (xc.to(g.dtype).t() @ g).to(W.dtype)
+        if need_c or need_b: g_sum = g.sum(0, dtype=torch.float32)
+        if need_b: grad_b = g_sum.to(W.dtype)
+        if need_c: grad_c = -(g_sum.to(W.dtype) @ W.t())
+        if need_x: grad_x = (g @ W.t().to(g.dtype)).reshape(*grad_out.shape[:-1], W.shape[0])
+        return grad_x, grad_c, grad_W, grad_b
+
+def centred_linear(x:torch.Tensor, # input `[..., d_in]`
+                   centre:torch.Tensor|None, # subtracted from `x` first (`b_dec`), or None
+                   W:torch.Tensor, # `[d_in, d_out]`
+                   b:torch.Tensor|None=None, # added bias `[d_out]`, or None
+                  ) -> torch.Tensor:
+    "$(x - c) W + b$, with `CentredLinear`'s cheaper backward unless inside `reference_kernels()`."
+    if _FAST_KERNELS and torch.is_grad_enabled(): return CentredLinear.apply(x, centre, W, b)
+    out = (x if centre is None else x - centre) @ W
+    return out if b is None else out + b
+
 # %% ../nbs/03_sae.ipynb #472de775
 ARCHITECTURES: dict[str, type] = {}
 
@@ -181,8 +234,8 @@ class Architecture:
             sae.register_parameter(name, nn.Parameter(t))
 
     def hidden_pre(self, sae:SAE, sae_in:torch.Tensor) -> torch.Tensor:
-        "Pre-activations from the processed (centred) input."
-        return sae_in @ sae.W_enc + sae.b_enc
+        "Pre-activations from the processed input, centred on `b_dec` here when `apply_b_dec_to_input`."
+        return centred_linear(sae_in, encoder_centre(sae), sae.W_enc, sae.b_enc)
 
     def perturb(self, sae:SAE, hidden_pre:torch.Tensor) -> torch.Tensor:
         "A change to the pre-activations before the non-linearity: none at inference."
@@ -193,7 +246,7 @@ class Architecture:
         return sae.activation_fn(hidden_pre)
 
     def encode_with_hidden_pre(self, sae:SAE, sae_in:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        "`(feature_acts, hidden_pre)` from the processed input, through the hooks `hook_sae_acts_pre`/`_post`."
+        "`(feature_acts, hidden_pre)` from the prepared (uncentred) input, through the hooks `hook_sae_acts_pre`/`_post`."
         hidden_pre = self.perturb(sae, sae.hook_sae_acts_pre(self.hidden_pre(sae, sae_in)))
         return sae.hook_sae_acts_post(self.activate(sae, hidden_pre)), hidden_pre
 
@@ -251,11 +304,14 @@ class GatedArchitecture(Architecture):
         return {"W_enc": (d_in, d_sae), "b_gate": (d_sae,), "r_mag": (d_sae,), "b_mag": (d_sae,),
                 "W_dec": (d_sae, d_in), "b_dec": (d_in,)}
 
+    def gate(self, sae, shared:torch.Tensor) -> torch.Tensor:
+        "Which features are open: $x_c W_{enc} + b_{gate} > 0$, from the shared product $x_c W_{enc}$."
+        return shared + sae.b_gate > 0
+
     def encode_with_hidden_pre(self, sae, sae_in):
-        shared = sae_in @ sae.W_enc
-        active = shared + sae.b_gate > 0
+        shared = centred_linear(sae_in, encoder_centre(sae), sae.W_enc)
         hidden_pre = sae.hook_sae_acts_pre(shared * sae.r_mag.exp() + sae.b_mag)
-        return sae.hook_sae_acts_post(active * sae.activation_fn(hidden_pre)), hidden_pre
+        return sae.hook_sae_acts_post(self.gate(sae, shared) * sae.activation_fn(hidden_pre)), hidden_pre
 
 # %% ../nbs/03_sae.ipynb #5bd3ccf7
 SAE_HOOK_NAMES = ("hook_sae_input", "hook_sae_acts_pre", "hook_sae_acts_post",
@@ -347,16 +403,21 @@ def run_time_activation_norm_fn_out(self:SAE, x:torch.Tensor) -> torch.Tensor:
 
 # %% ../nbs/03_sae.ipynb #d2198a51
 @patch
+def _encoder_input(self:SAE, x:torch.Tensor) -> torch.Tensor:
+    "The input cast, hook_z-flattened, hooked and normalised; the architecture's encoder centres it."
+    return self.run_time_activation_norm_fn_in(self.hook_sae_input(self.reshape_fn_in(x.to(self.dtype))))
+
+@patch
 def process_sae_in(self:SAE, x:torch.Tensor) -> torch.Tensor:
     "The input as the encoder sees it: cast, hook_z-flattened, hooked, normalised, centred on `b_dec`."
-    x = self.hook_sae_input(self.reshape_fn_in(x.to(self.dtype)))
-    x = self.run_time_activation_norm_fn_in(x)
-    return x - self.b_dec if self.cfg.apply_b_dec_to_input else x
+    x = self._encoder_input(x)
+    centre = encoder_centre(self)
+    return x if centre is None else x - centre
 
 @patch
 def encode_with_hidden_pre(self:SAE, x:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     "`(feature_acts, hidden_pre)` for input `x` of shape `[..., d_in]`."
-    return self.arch.encode_with_hidden_pre(self, self.process_sae_in(x))
+    return self.arch.encode_with_hidden_pre(self, self._encoder_input(x))
 
 @patch
 def encode(self:SAE, x:torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_training_sae.ipynb #c12109a3
 from __future__ import annotations
-import math
+import math, warnings
 from dataclasses import dataclass, fields
 from typing import Any
 import torch
@@ -14,12 +14,14 @@ from fastcore.basics import patch
 from .core import logger, check_choice, check_positive
 from .config import MSE_LOSS_NORMALIZATIONS
 from .sae import (SAE, SAEConfig, Architecture, StandardArchitecture, TopKArchitecture, GatedArchitecture,
+                       centred_linear, encoder_centre, fast_kernels_enabled, reference_kernels,
                        JumpReLUArchitecture, register_architecture, get_architecture)
 
 # %% auto #0
 __all__ = ['TRAINING_ARCHITECTURES', 'TrainingSAEConfig', 'register_training_architecture', 'TrainingArchitecture',
-           'TrainStepOutput', 'TrainingSAE', 'TrainingStandardArchitecture', 'TrainingTopKArchitecture',
-           'TrainingGatedArchitecture', 'rectangle', 'Step', 'JumpReLU', 'TrainingJumpReLUArchitecture']
+           'TrainStepOutput', 'TrainingSAE', 'TrainingStandardArchitecture', 'TopKEncoder', 'TrainingTopKArchitecture',
+           'TrainingGatedArchitecture', 'rectangle', 'Step', 'JumpReLU', 'JumpReLUWithL0',
+           'TrainingJumpReLUArchitecture']
 
 # %% ../nbs/04_training_sae.ipynb #762fc8f9
 @dataclass(kw_only=True)
@@ -94,6 +96,17 @@ class TrainStepOutput:
     hidden_pre: torch.Tensor # pre-activations (after training noise)
     loss: torch.Tensor # the total loss, to call `backward` on
     losses: dict[str, float|torch.Tensor] # each named term: mse_loss, l1_loss, l0_loss, ghost_grad_loss, auxiliary_reconstruction_loss
+    sparse_code: tuple[torch.Tensor, torch.Tensor]|None = None # `(values, indices)` of `feature_acts`, when the encoder made them
+
+    @torch.no_grad()
+    def feature_fire_counts(self) -> torch.Tensor:
+        "On how many rows each feature fired (activation > 0), float `[d_sae]`; from `sparse_code` when there is one."
+        d_sae = self.feature_acts.shape[-1]
+        if self.sparse_code is not None:
+            values, indices = self.sparse_code
+            return torch.bincount(indices[values > 0], minlength=d_sae).to(self.feature_acts.device, torch.float32)
+        # sign -> {-1, 0, 1}, clamp -> {0, 1}: cheaper than counting a bool tensor along the batch
+        return self.feature_acts.detach().reshape(-1, d_sae).sign().clamp_(min=0).sum(0, dtype=torch.float32)
 
 class TrainingSAE(SAE):
     "An `SAE` with each architecture's training loss, initialisation options and decoder-norm upkeep."
@@ -106,7 +119,7 @@ class TrainingSAE(SAE):
                 ):
         if not isinstance(cfg, TrainingSAEConfig): cfg = TrainingSAEConfig.from_dict(cfg.to_dict())
         super().__init__(cfg, use_error_term)
-        self._decoding_encoder_output = False # True only while `training_forward_pass` decodes the encoder's code
+        self._step_cache: dict|None = None # within `training_forward_pass`: what the encoder computed for reuse
         self.check_cfg_compatibility()
         self.initialize_weights_complex()
         self.turn_off_forward_pass_hook_z_reshaping()
@@ -183,17 +196,21 @@ def training_forward_pass(self:TrainingSAE, sae_in:torch.Tensor, # a batch of ac
         raise ValueError(f"architecture={self.cfg.architecture!r} predicts another hook's activations: pass them as target"
                          if target is None else f"target given, but architecture={self.cfg.architecture!r} "
                          "reconstructs its own input; only architectures that predict another hook take a target")
-    feature_acts, hidden_pre = self.encode_with_hidden_pre(sae_in)
-    self._decoding_encoder_output = True   # lets an architecture decode its own sparse code faster (TopK below)
-    try: sae_out = self.decode(feature_acts)
-    finally: self._decoding_encoder_output = False
-    per_item_mse_loss = self.mse_loss_fn(sae_out, sae_in if target is None else target)
-    losses = self.arch.training_losses(self, sae_in=sae_in, sae_out=sae_out, feature_acts=feature_acts,
-                                       hidden_pre=hidden_pre, per_item_mse_loss=per_item_mse_loss,
-                                       current_l1_coefficient=current_l1_coefficient, dead_neuron_mask=dead_neuron_mask)
+    self._step_cache = {} if fast_kernels_enabled() else None
+    try:
+        feature_acts, hidden_pre = self.encode_with_hidden_pre(sae_in)
+        sae_out = self.decode(feature_acts)
+        per_item_mse_loss = self.mse_loss_fn(sae_out, sae_in if target is None else target)
+        losses = self.arch.training_losses(self, sae_in=sae_in, sae_out=sae_out, feature_acts=feature_acts,
+                                           hidden_pre=hidden_pre, per_item_mse_loss=per_item_mse_loss,
+                                           current_l1_coefficient=current_l1_coefficient,
+                                           dead_neuron_mask=dead_neuron_mask)
+        code = None if self._step_cache is None else self._step_cache.get("sparse_code")
+    finally: self._step_cache = None
     losses["mse_loss"] = per_item_mse_loss.sum(dim=-1).mean()
     return TrainStepOutput(sae_in=sae_in, sae_out=sae_out, feature_acts=feature_acts, hidden_pre=hidden_pre,
-                           loss=sum(losses.values()), losses=losses)
+                           loss=sum(losses.values()), losses=losses,
+                           sparse_code=code[1:] if code is not None and code[0] is feature_acts else None)
 
 # %% ../nbs/04_training_sae.ipynb #2bfbf6aa
 @register_training_architecture("standard")
@@ -205,7 +222,10 @@ class TrainingStandardArchitecture(TrainingArchitecture, StandardArchitecture):
                         current_l1_coefficient, dead_neuron_mask):
         cfg = sae.cfg
         weighted = feature_acts * sae.W_dec.norm(dim=1) if cfg.scale_sparsity_penalty_by_decoder_norm else feature_acts
-        losses = {"l1_loss": (current_l1_coefficient * weighted.norm(p=cfg.lp_norm, dim=-1)).mean()}
+        # ReLU-family features are >= 0, so their L1 norm is their sum: same value, and a backward with no sign pass
+        l1_is_sum = cfg.lp_norm == 1 and cfg.activation_fn_str in ("relu", "tanh-relu") and fast_kernels_enabled()
+        lp = weighted.sum(dim=-1) if l1_is_sum else weighted.norm(p=cfg.lp_norm, dim=-1)
+        losses = {"l1_loss": (current_l1_coefficient * lp).mean()}
         if cfg.use_ghost_grads and sae.training and dead_neuron_mask is not None:
             losses["ghost_grad_loss"] = self.ghost_grad_loss(sae, sae_in, sae_out, per_item_mse_loss, hidden_pre,
                                                              dead_neuron_mask)
@@ -220,17 +240,75 @@ class TrainingStandardArchitecture(TrainingArchitecture, StandardArchitecture):
         ghost_mse = sae.mse_loss_fn(ghost_out, residual.detach())
         return ((per_item_mse_loss / (ghost_mse + 1e-6)).detach() * ghost_mse).mean()
 
+# %% ../nbs/04_training_sae.ipynb #66a6f164
+class TopKEncoder(torch.autograd.Function):
+    "`(values, indices, hidden_pre)`: ReLU of the top `k` of $(x - c) W + b$ per row, with a backward sparse in k."
+    @staticmethod
+    def forward(ctx, x:torch.Tensor, centre:torch.Tensor|None, W:torch.Tensor, b:torch.Tensor, k:int):
+        xc = x if centre is None else x - centre
+        hidden_pre = torch.addmm(b, xc, W)   # under autocast: a low-precision matmul
+        values, indices = hidden_pre.topk(k, dim=-1, sorted=False)
+        values = values.relu_()
+        ctx.save_for_backward(xc, W, values, indices)
+        ctx.mark_non_differentiable(indices)
+        ctx.set_materialize_grads(False)
+        return values, indices, hidden_pre
+
+    @staticmethod
+    def backward(ctx, grad_values, grad_indices, grad_hidden_pre):
+        xc, W, values, indices = ctx.saved_tensors
+        need_x, need_c, need_W, need_b, _ = ctx.needs_input_grad
+        g = (grad_values * (values > 0)).float() if grad_values is not None else torch.zeros_like(values, dtype=torch.float32)
+        flat_idx = indices.reshape(-1)
+        grad_b = torch.zeros(W.shape[1], dtype=torch.float32, device=W.device).index_add_(0, flat_idx, g.reshape(-1))
+        if grad_hidden_pre is not None: grad_b += grad_hidden_pre.float().sum(0)
+        grad_x = grad_c = grad_W = None
+        if need_W: grad_W = _sparse_weight_grad(xc, g, indices, W.shape[1])
+        if need_W and grad_hidden_pre is not None:
+            grad_W = grad_W + xc.to(grad_hidden_pre.dtype).t() @ grad_hidden_pre
+        if need_c: grad_c = -(grad_b @ W.t().float()).to(W.dtype)
+        if need_x:
+            dense = torch.zeros(g.shape[0], W.shape[1], dtype=g.dtype, device=g.device).scatter_(-1, indices, g)
+            if grad_hidden_pre is not None: dense += grad_hidden_pre.float()
+            grad_x = (dense @ W.t().float()).to(xc.dtype)
+        return grad_x, grad_c, None if grad_W is None else grad_W.to(W.dtype), grad_b.to(W.dtype) if need_b else None, None
+
+def _sparse_weight_grad(xc:torch.Tensor, g:torch.Tensor, indices:torch.Tensor, d_sae:int) -> torch.Tensor:
+    "$\\partial W = x_c^\\top G$ `[d_in, d_sae]` for a `G` with `k` non-zeros `g` per row at `indices`, as a sparse product."
+    n, k = indices.shape
+    rows = torch.arange(n, device=indices.device).repeat_interleave(k)
+    with warnings.catch_warnings():   # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore")
+        G_t = torch.sparse_coo_tensor(torch.stack([indices.reshape(-1), rows]), g.reshape(-1), (d_sae, n),
+                                      check_invariants=False)
+        return (G_t.to_sparse_csr() @ xc.float()).t()
+
 # %% ../nbs/04_training_sae.ipynb #d9480e03
 @register_training_architecture("topk")
 class TrainingTopKArchitecture(TrainingArchitecture, TopKArchitecture):
     "TopK SAE training: the aux-k loss on dead latents, and a decoder whose cost scales with k."
-    sparse_decode = True # decode the encoder's code through its k active rows of W_dec (off for codes of varying width)
+    per_row_topk = True # the code keeps exactly k per row, so `TopKEncoder` and the sparse decoder apply
+
+    def encode_with_hidden_pre(self, sae, sae_in):
+        "In a training pass, `TopKEncoder` (its values and indices go to the step cache); otherwise the generic encoder."
+        if not self.can_fuse_encoder(sae, sae_in): return super().encode_with_hidden_pre(sae, sae_in)
+        values, indices, hidden_pre = TopKEncoder.apply(sae_in, encoder_centre(sae), sae.W_enc, sae.b_enc,
+                                                        sae.activation_fn.k)
+        feature_acts = sae.hook_sae_acts_post(torch.zeros_like(hidden_pre).scatter_(-1, indices, values))
+        sae._step_cache["sparse_code"] = (feature_acts, values, indices)
+        return feature_acts, hidden_pre
+
+    def can_fuse_encoder(self, sae, sae_in) -> bool:
+        "Whether `TopKEncoder` computes exactly what the generic path would (no noise, no pre-activation hooks, ReLU)."
+        return (self.per_row_topk and sae._step_cache is not None and sae_in.ndim == 2 and not sae.hook_sae_acts_pre._forward_hooks
+                and not (sae.training and sae.cfg.noise_scale > 0) and isinstance(sae.activation_fn.postact_fn, nn.ReLU))
 
     def decode_features(self, sae, feature_acts):
-        "In `training_forward_pass`, sum only each row's k active decoder rows (`embedding_bag`); else the dense product."
-        if not (self.sparse_decode and sae._decoding_encoder_output): return super().decode_features(sae, feature_acts)
-        k = sae.cfg.activation_fn_kwargs["k"]
-        values, indices = feature_acts.topk(k, dim=-1, sorted=False)
+        "The encoder's own code: sum only its k active decoder rows (`embedding_bag`); any other code: dense product."
+        code = None if sae._step_cache is None else sae._step_cache.get("sparse_code")
+        if code is None or code[0] is not feature_acts: return super().decode_features(sae, feature_acts)
+        _, values, indices = code
+        k = indices.shape[-1]
         out = F.embedding_bag(indices.reshape(-1, k), sae.W_dec, mode="sum",
                               per_sample_weights=values.reshape(-1, k).to(sae.W_dec.dtype))
         return out.reshape(*feature_acts.shape[:-1], out.shape[-1])
@@ -255,10 +333,18 @@ class TrainingTopKArchitecture(TrainingArchitecture, TopKArchitecture):
 class TrainingGatedArchitecture(TrainingArchitecture, GatedArchitecture):
     "Gated SAE training: decoder-norm-weighted gate sparsity plus reconstruction through the gate path."
 
+    def gate(self, sae, shared):
+        "The gate; in a training pass its pre-activation $\\pi_{gate}$ goes to the step cache for the losses."
+        pi_gate = shared + sae.b_gate
+        if sae._step_cache is not None: sae._step_cache["pi_gate"] = pi_gate
+        return pi_gate > 0
+
     def training_losses(self, sae, *, sae_in, sae_out, feature_acts, hidden_pre, per_item_mse_loss,
                         current_l1_coefficient, dead_neuron_mask):
-        centred = sae_in - sae.b_dec if sae.cfg.apply_b_dec_to_input else sae_in
-        pi_gate_act = torch.relu(centred @ sae.W_enc + sae.b_gate)
+        cache = sae._step_cache
+        if cache is not None and "pi_gate" in cache: pi_gate = cache["pi_gate"]   # the encoder's, not a second matmul
+        else: pi_gate = centred_linear(sae._encoder_input(sae_in), encoder_centre(sae), sae.W_enc, sae.b_gate)
+        pi_gate_act = torch.relu(pi_gate)
         via_gate = pi_gate_act @ sae.W_dec + sae.b_dec
         return {"auxiliary_reconstruction_loss": (via_gate - sae_in).pow(2).sum(dim=-1).mean(),
                 "l1_loss": current_l1_coefficient * (pi_gate_act * sae.W_dec.norm(dim=1)).sum(dim=-1).mean()}
@@ -297,6 +383,25 @@ class JumpReLU(torch.autograd.Function):
         grad_t = -(threshold / ctx.bandwidth) * rectangle((x - threshold) / ctx.bandwidth) * grad_output
         return grad_x, grad_t.sum_to_size(threshold.shape), None
 
+class JumpReLUWithL0(torch.autograd.Function):
+    "`JumpReLU` and each row's `Step` count (its L0) in one pass, and both threshold gradients in one backward."
+    @staticmethod
+    def forward(ctx, x:torch.Tensor, threshold:torch.Tensor, bandwidth:float) -> tuple[torch.Tensor, torch.Tensor]:
+        active = x > threshold
+        ctx.save_for_backward(x, threshold, active)
+        ctx.bandwidth = bandwidth
+        return x * active, active.sum(dim=-1, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_acts, grad_l0):
+        x, threshold, active = ctx.saved_tensors
+        grad_x = grad_acts * active if ctx.needs_input_grad[0] else None
+        # both pseudo-derivatives share the kernel: -(1/eps) K(.) (theta * grad_acts + grad_l0)
+        upstream = grad_acts * threshold
+        if grad_l0 is not None: upstream = upstream + grad_l0.unsqueeze(-1)
+        grad_t = rectangle((x - threshold) / ctx.bandwidth).mul_(upstream).sum_to_size(threshold.shape)
+        return grad_x, grad_t.mul_(-1.0 / ctx.bandwidth), None
+
 # %% ../nbs/04_training_sae.ipynb #a91af143
 @register_training_architecture("jumprelu")
 class TrainingJumpReLUArchitecture(TrainingArchitecture, JumpReLUArchitecture):
@@ -311,11 +416,18 @@ class TrainingJumpReLUArchitecture(TrainingArchitecture, JumpReLUArchitecture):
         with torch.no_grad(): sae.log_threshold.fill_(math.log(sae.cfg.jumprelu_init_threshold))
 
     def activate(self, sae, hidden_pre):
-        return JumpReLU.apply(hidden_pre, sae.log_threshold.exp(), sae.cfg.jumprelu_bandwidth)
+        "JumpReLU; in a training pass one fused function also counts each row's L0 for the loss (step cache)."
+        threshold, bandwidth = sae.log_threshold.exp(), sae.cfg.jumprelu_bandwidth
+        if sae._step_cache is None: return JumpReLU.apply(hidden_pre, threshold, bandwidth)
+        feature_acts, l0 = JumpReLUWithL0.apply(hidden_pre, threshold, bandwidth)
+        sae._step_cache["l0"] = (hidden_pre, l0)
+        return feature_acts
 
     def training_losses(self, sae, *, sae_in, sae_out, feature_acts, hidden_pre, per_item_mse_loss,
                         current_l1_coefficient, dead_neuron_mask):
-        l0 = Step.apply(hidden_pre, sae.log_threshold.exp(), sae.cfg.jumprelu_bandwidth).sum(dim=-1)
+        cached = None if sae._step_cache is None else sae._step_cache.get("l0")
+        if cached is not None and cached[0] is hidden_pre: l0 = cached[1]
+        else: l0 = Step.apply(hidden_pre, sae.log_threshold.exp(), sae.cfg.jumprelu_bandwidth).sum(dim=-1)
         return {"l0_loss": (current_l1_coefficient * l0).mean()}
 
     def fold_W_dec_norm(self, sae, norms):

@@ -1,0 +1,194 @@
+"""One benchmark measurement in this process; prints one JSON line.
+
+Run by `bench/run.py` with the Python of the library measured (saenb's, or a peer's own venv), so it imports only
+torch, the library itself and, for the end-to-end cases, transformer_lens and datasets. Never imports saenb unless
+`--lib saenb`.
+
+    python bench/worker.py step --lib saenb --arch topk --d-sae 4096
+    python bench/worker.py e2e  --lib saelens --arch standard --tokens 200000
+    python bench/worker.py acts --lib saenb
+    python bench/worker.py loss --lib saenb --arch standard --autocast
+"""
+from __future__ import annotations
+import argparse, json, os, resource, sys, tempfile, time
+import torch
+
+D_IN, BATCH, K = 512, 4096, 32
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def synthetic_batch(n: int, d: int, seed: int) -> torch.Tensor:
+    "Sparse combinations of 1024 random unit directions plus noise: activations an SAE can learn."
+    g = torch.Generator().manual_seed(seed)
+    dirs = torch.randn(1024, d, generator=g)
+    dirs /= dirs.norm(dim=-1, keepdim=True)
+    codes = (torch.rand(n, 1024, generator=g) < 16 / 1024) * torch.rand(n, 1024, generator=g) * 4
+    return codes @ dirs + 0.05 * torch.randn(n, d, generator=g)
+
+
+# ---- one training step, per library -------------------------------------------------------------------------
+
+def runner_cfg_kwargs(arch: str, d_sae: int, autocast: bool, n_steps: int) -> dict:
+    kw = dict(model_name="tiny", hook_name="blocks.0.hook_mlp_out", hook_layer=0, d_in=D_IN, d_sae=d_sae,
+              architecture="topk" if arch == "topk" else arch, train_batch_size_tokens=BATCH,
+              training_tokens=BATCH * n_steps, device="cpu", log_to_wandb=False, autocast=autocast,
+              dataset_path="unused", is_dataset_tokenized=True, context_size=128, n_checkpoints=0, l1_coefficient=1.0)
+    if arch == "topk": kw.update(activation_fn="topk", activation_fn_kwargs={"k": K})
+    return kw
+
+
+def lens_trainer(lib: str, arch: str, d_sae: int, autocast: bool, n_steps: int):
+    "An (SAE, step function) pair using the library's own trainer step (SAELens 5.6 and saenb share the API)."
+    if lib == "saenb":
+        from saenb.config import LanguageModelSAERunnerConfig
+        from saenb.training_sae import TrainingSAE, TrainingSAEConfig
+        from saenb.trainer import SAETrainer
+    else:
+        from sae_lens import LanguageModelSAERunnerConfig
+        from sae_lens.training.training_sae import TrainingSAE, TrainingSAEConfig
+        from sae_lens.training.sae_trainer import SAETrainer
+    cfg = LanguageModelSAERunnerConfig(**runner_cfg_kwargs(arch, d_sae, autocast, n_steps))
+    sae = TrainingSAE(TrainingSAEConfig.from_sae_runner_config(cfg))
+    trainer = SAETrainer(model=None, sae=sae, activation_store=None, save_checkpoint_fn=lambda *a, **k: None, cfg=cfg)
+    def step(x):
+        out = trainer._train_step(sae=sae, sae_in=x)
+        trainer.n_training_steps += 1
+        return out.loss
+    return step
+
+
+def sparsify_trainer(d_sae: int, n_steps: int):
+    "sparsify's SparseCoder with the steps its Trainer takes around it (decoder-norm upkeep, Adam, fired counts)."
+    from sparsify import SparseCoder, SparseCoderConfig
+    sae = SparseCoder(D_IN, SparseCoderConfig(num_latents=d_sae, k=K))
+    opt = torch.optim.Adam(sae.parameters(), lr=2e-4)
+    since_fired = torch.zeros(d_sae, dtype=torch.long)
+    def step(x):
+        sae.set_decoder_norm_to_unit_norm()
+        dead = since_fired > 10_000_000
+        out = sae(x, dead_mask=dead)
+        fired = torch.zeros(d_sae, dtype=torch.bool)
+        fired[out.latent_indices.flatten()] = True
+        since_fired.add_(x.shape[0]).masked_fill_(fired, 0)
+        loss = out.fvu + out.auxk_loss / 32
+        loss.backward()
+        sae.remove_gradient_parallel_to_decoder_directions()
+        opt.step()
+        opt.zero_grad()
+        return loss
+    return step
+
+
+def make_step(lib, arch, d_sae, autocast, n_steps):
+    if lib == "sparsify":
+        if arch != "topk": raise SystemExit("sparsify trains TopK SAEs only")
+        return sparsify_trainer(d_sae, n_steps)
+    return lens_trainer(lib, arch, d_sae, autocast, n_steps)
+
+
+def cmd_step(a):
+    torch.manual_seed(0)
+    step = make_step(a.lib, a.arch, a.d_sae, a.autocast, a.warmup + a.steps)
+    xs = [synthetic_batch(BATCH, D_IN, seed=i) for i in range(2)]
+    for i in range(a.warmup): step(xs[i % 2])
+    t, c = time.perf_counter(), time.process_time()
+    for i in range(a.steps): loss = step(xs[i % 2])
+    dt, dc = time.perf_counter() - t, time.process_time() - c
+    return dict(tokens_per_s=a.steps * BATCH / dt, tokens_per_cpu_s=a.steps * BATCH / dc, final_loss=float(loss))
+
+
+def cmd_loss(a):
+    "Loss after `--steps` steps on fixed synthetic data (fp32 vs bf16 autocast comparison)."
+    torch.manual_seed(0)
+    step = make_step(a.lib, a.arch, a.d_sae, a.autocast, a.steps)
+    data = synthetic_batch(BATCH * 8, D_IN, seed=123)
+    losses = [float(step(data[(i % 8) * BATCH:(i % 8 + 1) * BATCH])) for i in range(a.steps)]
+    return dict(final_loss=sum(losses[-10:]) / 10)
+
+
+# ---- end to end: a random 2-layer model, activations, training --------------------------------------------------
+
+def tiny_lm():
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+    torch.manual_seed(0)
+    return HookedTransformer(HookedTransformerConfig(n_layers=2, d_model=D_IN, d_head=64, n_heads=8, d_mlp=4 * D_IN,
+                                                     d_vocab=8192, n_ctx=128, act_fn="gelu", seed=0))
+
+
+def token_dataset(n_tokens: int):
+    from datasets import Dataset
+    g = torch.Generator().manual_seed(0)
+    rows = n_tokens // 128 + 64
+    return Dataset.from_dict({"tokens": torch.randint(1, 8192, (rows, 128), generator=g).tolist()})
+
+
+def e2e_cfg(lib: str, arch: str, d_sae: int, n_tokens: int, out_dir: str):
+    kw = runner_cfg_kwargs(arch, d_sae, False, n_tokens // BATCH)
+    kw.update(model_name="tiny-random", training_tokens=n_tokens, checkpoint_path=out_dir, prepend_bos=False,
+              store_batch_size_prompts=32, n_batches_in_buffer=20, seed=0)
+    if lib == "saenb":
+        from saenb.config import LanguageModelSAERunnerConfig
+    else: from sae_lens import LanguageModelSAERunnerConfig
+    return LanguageModelSAERunnerConfig(**kw)
+
+
+def cmd_e2e(a):
+    if a.lib == "saenb": from saenb.training_runner import SAETrainingRunner
+    elif a.lib == "saelens": from sae_lens import SAETrainingRunner
+    else: raise SystemExit("end to end: saenb or saelens")
+    model, ds = tiny_lm(), token_dataset(a.tokens)
+    with tempfile.TemporaryDirectory() as d:
+        runner = SAETrainingRunner(e2e_cfg(a.lib, a.arch, a.d_sae, a.tokens, d), override_dataset=ds,
+                                   override_model=model)
+        t = time.perf_counter()
+        runner.run()
+        dt = time.perf_counter() - t
+    return dict(tokens_per_s=a.tokens / dt, seconds=dt)
+
+
+def cmd_acts(a):
+    "Activation generation through the library's ActivationsStore vs the bare model forward to the hook."
+    model, ds = tiny_lm(), token_dataset(a.tokens)
+    toks = torch.tensor(ds["tokens"][:256])
+    hook = "blocks.0.hook_mlp_out"
+    with torch.no_grad():
+        model.run_with_cache(toks[:32], names_filter=[hook], stop_at_layer=1)
+        t = time.perf_counter()
+        for i in range(0, 256, 32): model.run_with_cache(toks[i:i + 32], names_filter=[hook], stop_at_layer=1)
+        floor = 256 * 128 / (time.perf_counter() - t)
+    if a.lib == "saenb": from saenb.activations_store import ActivationsStore
+    else: from sae_lens.training.activations_store import ActivationsStore
+    with tempfile.TemporaryDirectory() as d:
+        store = ActivationsStore.from_config(model, e2e_cfg(a.lib, "standard", 4096, a.tokens, d), override_dataset=ds)
+        n = 0
+        store.next_batch()
+        t = time.perf_counter()
+        while n < a.tokens // 4:
+            n += store.next_batch().shape[0]
+        rate = n / (time.perf_counter() - t)
+    return dict(tokens_per_s=rate, model_forward_floor_tokens_per_s=floor, fraction_of_floor=rate / floor)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("case", choices=["step", "loss", "e2e", "acts"])
+    p.add_argument("--lib", choices=["saenb", "saelens", "sparsify"], required=True)
+    p.add_argument("--arch", default="standard", choices=["standard", "topk", "jumprelu", "gated"])
+    p.add_argument("--d-sae", type=int, default=4096)
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--tokens", type=int, default=200_000)
+    p.add_argument("--autocast", action="store_true")
+    a = p.parse_args()
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
+    result = dict(case=a.case, lib=a.lib, arch=a.arch, d_sae=a.d_sae, autocast=a.autocast)
+    result.update({"step": cmd_step, "loss": cmd_loss, "e2e": cmd_e2e, "acts": cmd_acts}[a.case](a))
+    result["peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
