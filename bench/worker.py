@@ -95,7 +95,7 @@ def cmd_step(a):
     xs = [synthetic_batch(BATCH, D_IN, seed=i) for i in range(2)]
     for i in range(a.warmup): step(xs[i % 2])
     t, c = time.perf_counter(), time.process_time()
-    for i in range(a.steps): loss = step(xs[i % 2])
+    for i in range(a.steps): loss = step(xs[i % 2]).detach()
     dt, dc = time.perf_counter() - t, time.process_time() - c
     return dict(tokens_per_s=a.steps * BATCH / dt, tokens_per_cpu_s=a.steps * BATCH / dc, final_loss=float(loss))
 
@@ -106,7 +106,7 @@ def cmd_loss(a):
     step = make_step(a.lib, a.arch, a.d_sae, a.autocast, a.steps)
     data = synthetic_batch(BATCH * 8, D_IN, seed=123)
     losses = [float(step(data[(i % 8) * BATCH:(i % 8 + 1) * BATCH])) for i in range(a.steps)]
-    return dict(final_loss=sum(losses[-10:]) / 10)
+    return dict(final_loss=sum(losses[-10:]) / 10)   # mean of the last 10 steps
 
 
 # ---- end to end: a random 2-layer model, activations, training --------------------------------------------------
@@ -143,10 +143,10 @@ def cmd_e2e(a):
     with tempfile.TemporaryDirectory() as d:
         runner = SAETrainingRunner(e2e_cfg(a.lib, a.arch, a.d_sae, a.tokens, d), override_dataset=ds,
                                    override_model=model)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         runner.run()
-        dt = time.perf_counter() - t
-    return dict(tokens_per_s=a.tokens / dt, seconds=dt)
+        dt, dc = time.perf_counter() - t, time.process_time() - c
+    return dict(tokens_per_s=a.tokens / dt, tokens_per_cpu_s=a.tokens / dc, seconds=dt)
 
 
 def cmd_acts(a):

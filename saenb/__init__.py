@@ -15,6 +15,7 @@ from .tokenization import PretokenizeRunner, pretokenize_runner
 from .activations_store import ActivationsStore
 from .evals import run_evals
 from .training_runner import SAETrainingRunner
+from .multi_sae_runner import MultiSAETrainingRunner
 from .cache_activations import CacheActivationsRunner
 from .pretrained import get_pretrained_saes_directory
 from .hooked_sae_transformer import HookedSAETransformer
@@ -24,4 +25,4 @@ import saenb.architectures
 __all__ = ["SAE", "SAEConfig", "TrainingSAE", "TrainingSAEConfig", "HookedSAETransformer", "ActivationsStore",
            "LanguageModelSAERunnerConfig", "SAETrainingRunner", "CacheActivationsRunnerConfig", "CacheActivationsRunner",
            "PretokenizeRunnerConfig", "PretokenizeRunner", "pretokenize_runner", "run_evals",
-           "upload_saes_to_huggingface", "get_pretrained_saes_directory", "logger"]
+           "upload_saes_to_huggingface", "get_pretrained_saes_directory", "logger", "MultiSAETrainingRunner"]

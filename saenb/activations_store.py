@@ -128,6 +128,7 @@ class ActivationsStore:
     _storage_buffer: torch.Tensor|None = None
     _storage_buffer_tokens: torch.Tensor|None = None
     cached_activation_dataset: Dataset|None = None
+    generator: torch.Generator|None = None   # the shuffles' random numbers; None: torch's global generator
 
     def __init__(self,
                  model, # a HookedTransformer (or other HookedRootModule with `run_with_cache`, `to_tokens`, `tokenizer`)
@@ -392,6 +393,25 @@ def shuffle_input_dataset(self:ActivationsStore,
     else: self.dataset = self.dataset.shuffle(seed=seed)
     self.iterable_sequences = self._iterate_tokenized_sequences()
 
+# %% ../nbs/07_activations_store.ipynb #2ff9166a
+@patch
+def shard_dataset(self:ActivationsStore,
+                  num_shards:int, # number of shards, e.g. the world size
+                  index:int, # the shard kept, e.g. the rank
+                 ):
+    "Keep shard `index` of `num_shards` of the input dataset and restart the context stream."
+    from datasets.distributed import split_dataset_by_node
+    check_positive("num_shards", num_shards)
+    if not 0 <= index < num_shards: raise ValueError(f"index={index} must be in [0, num_shards={num_shards})")
+    if self.cached_activation_dataset is not None:   # cached mode: the cache's rows are what is trained on
+        self.cached_activation_dataset = split_dataset_by_node(self.cached_activation_dataset, rank=index,
+                                                               world_size=num_shards)
+        self.current_row_idx = 0
+        return
+    if self.dataset is None: self._setup_dataset()
+    self.dataset = split_dataset_by_node(self.dataset, rank=index, world_size=num_shards)
+    self.iterable_sequences = self._iterate_tokenized_sequences()
+
 # %% ../nbs/07_activations_store.ipynb #fd4f8fc7
 @patch
 @torch.no_grad()
@@ -495,7 +515,7 @@ def _fill_buffer(self:ActivationsStore, n_batches:int, raise_on_epoch_end:bool=F
             toks[start:start + bs] = batch_tokens[:, slice(*self.seqpos_slice)]
         acts, toks = acts.view(-1, 1, self.d_in), toks.view(-1)
     if shuffle:
-        perm = torch.randperm(acts.shape[0], device=acts.device)
+        perm = torch.randperm(acts.shape[0], device=acts.device, generator=self.generator)
         acts, toks = acts[perm], (None if toks is None else toks[perm])
     return acts, toks
 
@@ -540,6 +560,17 @@ def dataloader(self:ActivationsStore) -> Iterator[torch.Tensor]:
     return self._dataloader
 
 # %% ../nbs/07_activations_store.ipynb #59ad3af8
+class _ServedBatches:
+    "Iterator over consecutive batches (views) of `served`; remembers how far it got, so a checkpoint can save the rest."
+    def __init__(self, served:torch.Tensor, batch_size:int): self.served, self.batch_size, self.position = served, batch_size, 0
+    def __iter__(self): return self
+    def __next__(self) -> torch.Tensor:
+        if self.position >= self.served.shape[0]: raise StopIteration
+        self.position += self.batch_size
+        return self.served[self.position - self.batch_size:self.position]
+    @property
+    def remaining(self) -> torch.Tensor: return self.served[self.position:]
+
 @patch
 def get_data_loader(self:ActivationsStore) -> Iterator[torch.Tensor]:
     "Refill: mix new activations with the storage buffer, keep half, and return an iterator over the other half's batches."
@@ -560,14 +591,14 @@ def get_data_loader(self:ActivationsStore) -> Iterator[torch.Tensor]:
     old_acts, old_toks = self._storage()
     mix = torch.cat([new_acts, old_acts])
     mix_toks = None if new_toks is None or old_toks is None else torch.cat([new_toks, old_toks])
-    perm = torch.randperm(mix.shape[0], device=mix.device)
+    perm = torch.randperm(mix.shape[0], device=mix.device, generator=self.generator)
     n_keep = mix.shape[0] // 2
     n_serve = (mix.shape[0] - n_keep) // batch_size * batch_size
     keep = torch.cat([perm[:n_keep], perm[n_keep + n_serve:]])         # the storage half, plus the last partial batch
     served = mix[perm[n_keep:n_keep + n_serve]]
     self._storage_buffer = mix[keep]
     self._storage_buffer_tokens = None if mix_toks is None else mix_toks[keep]
-    return iter(served.split(batch_size))
+    return _ServedBatches(served, batch_size)
 
 @patch
 def _next_raw_batch(self:ActivationsStore) -> torch.Tensor:
@@ -636,6 +667,11 @@ def state_dict(self:ActivationsStore) -> dict[str, torch.Tensor]:
         if self._storage_buffer_tokens is not None: state["storage_buffer_tokens"] = self._storage_buffer_tokens
     if self.estimated_norm_scaling_factor is not None:
         state["estimated_norm_scaling_factor"] = torch.tensor(float(self.estimated_norm_scaling_factor), dtype=torch.float64)
+    if isinstance(self._dataloader, _ServedBatches) and self._dataloader.remaining.shape[0]:
+        state["served_activations"] = self._dataloader.remaining
+    if self.cached_activation_dataset is not None:
+        state["current_row_idx"] = torch.tensor(self.current_row_idx, dtype=torch.int64)
+    if self.generator is not None: state["generator_state"] = self.generator.get_state()
     return state
 
 @patch
@@ -656,9 +692,15 @@ def load_state_dict(self:ActivationsStore, state_dict:dict[str, torch.Tensor]):
     self._storage_buffer_tokens = None if toks is None or acts is None else toks.to(self.device, torch.long)
     factor = state_dict.get("estimated_norm_scaling_factor")
     self.estimated_norm_scaling_factor = None if factor is None else float(factor)
-    self._dataloader, self.n_dataset_processed = None, n
+    served = state_dict.get("served_activations")
+    self._dataloader = None if served is None else _ServedBatches(served.to(self.device, self.dtype), self.train_batch_size_tokens)
+    self.n_dataset_processed = n
+    if "generator_state" in state_dict:
+        if self.generator is None: self.generator = torch.Generator(device=self.device)
+        self.generator.set_state(state_dict["generator_state"])
     if self.cached_activation_dataset is not None:
-        self.current_row_idx = n % len(self.cached_activation_dataset)
+        row = state_dict.get("current_row_idx")
+        self.current_row_idx = int(row) if row is not None else n % len(self.cached_activation_dataset)
         return
     if self.dataset is None: self._setup_dataset()
     skip = n % len(self.dataset) if isinstance(self.dataset, Dataset) else n

@@ -8,6 +8,7 @@ import hashlib, json, math, os, shutil
 from contextlib import contextmanager
 from pathlib import Path
 import torch
+import torch.distributed as dist
 import datasets
 from datasets import Array2D, Dataset, Features, Sequence, Value
 from fastcore.basics import patch
@@ -17,6 +18,7 @@ from .config import CacheActivationsRunnerConfig
 from .activations_store import ActivationsStore
 from .load_model import load_model
 from .hub import push_activation_cache_from_config
+from .training_runner import init_distributed
 
 # %% auto #0
 __all__ = ['CACHE_DTYPES', 'cache_features', 'consolidate_shards', 'CacheActivationsRunner']
@@ -92,7 +94,9 @@ class CacheActivationsRunner:
         if cfg.hf_repo_id is not None and (not isinstance(cfg.hf_repo_id, str) or cfg.hf_repo_id.count("/") != 1):
             raise ValueError(f"hf_repo_id={cfg.hf_repo_id!r} must be a Hub dataset repo id 'org/name' (or None)")
         self.n_seq_in_cache = math.ceil(cfg.training_tokens / self.context_size)
-        self.n_buffers = math.ceil(self.n_seq_in_cache / cfg.n_seq_in_buffer)
+        self.rank, self.world_size = init_distributed(cfg.device)   # under torchrun: this rank's share of the contexts
+        self.n_seq_on_rank = self.n_seq_in_cache // self.world_size + (self.rank < self.n_seq_in_cache % self.world_size)
+        self.n_buffers = math.ceil(self.n_seq_on_rank / cfg.n_seq_in_buffer)
         if override_model is None:
             override_model = load_model(model_class_name=cfg.model_class_name, model_name=cfg.model_name,
                                         device=cfg.device, model_from_pretrained_kwargs=cfg.model_from_pretrained_kwargs)
@@ -107,6 +111,7 @@ class CacheActivationsRunner:
             normalize_activations="none", device="cpu", dtype=cfg.dtype, cached_activations_path=None,
             model_kwargs=cfg.model_kwargs, autocast_lm=cfg.autocast_lm,
             dataset_trust_remote_code=cfg.dataset_trust_remote_code, seqpos_slice=cfg.seqpos_slice)
+        if self.world_size > 1: self.activations_store.shard_dataset(self.world_size, self.rank)
 
 # %% ../nbs/12_cache_activations.ipynb #05932c7e
 @patch(as_prop=True)
@@ -167,50 +172,74 @@ def _check_output_path(final:Path):
         raise FileExistsError(f"new_cached_activations_path={str(final)!r} already exists and is not empty. Please "
                               "delete it or specify a different path; the runner never overwrites a cache.")
 
+def _barrier(world_size:int):
+    if world_size > 1: dist.barrier()
+
+@patch
+def _prepare_tmp(self:CacheActivationsRunner, final:Path, tmp:Path):
+    "Rank 0: refuse a used output path, clear an interrupted run's leftovers, make the shards folder."
+    _check_output_path(final)
+    if tmp.exists():
+        logger.warning(f"removing {tmp}, left by an interrupted caching run")
+        shutil.rmtree(tmp)
+    (tmp/"shards").mkdir(parents=True)
+    free_gb = shutil.disk_usage(tmp).free / 1e9
+    if free_gb < self.disk_space_gb * (2 if self.cfg.shuffle else 1):
+        logger.warning(f"the cache needs about {self.disk_space_gb:.2f} GB (twice that while shuffling) but only "
+                       f"{free_gb:.2f} GB are free at {tmp.parent}")
+
+@patch
+def _write_shards(self:CacheActivationsRunner, shards_dir:Path):
+    "This rank's contexts, buffer by buffer, as `shard_*` folders (rank-prefixed under torchrun)."
+    cfg, store, bs = self.cfg, self.activations_store, self.cfg.model_batch_size
+    store.reset_input_dataset()
+    prefix = "shard_" if self.world_size == 1 else f"shard_rank{self.rank:04d}_"
+    for i in tqdm(range(self.n_buffers), desc="Caching activations", disable=self.rank != 0):
+        n_seq = min(cfg.n_seq_in_buffer, self.n_seq_on_rank - i * cfg.n_seq_in_buffer)
+        acts, toks = store.get_buffer(math.ceil(n_seq / bs), shuffle=False)
+        n = n_seq * self.context_size
+        self._write_shard((acts[:n], toks[:n]), shards_dir/f"{prefix}{i:05d}")
+        del acts, toks
+
 @patch
 @torch.no_grad()
 def run(self:CacheActivationsRunner) -> Dataset:
     "Cache the activations; return the cache, opened from `cfg.new_cached_activations_path`."
     cfg = self.cfg
     final = Path(cfg.new_cached_activations_path)
-    _check_output_path(final)
     tmp = _tmp_dir(final)
-    if tmp.exists():
-        logger.warning(f"removing {tmp}, left by an interrupted caching run")
-        shutil.rmtree(tmp)
-    (tmp/"shards").mkdir(parents=True)
-    free_gb = shutil.disk_usage(tmp).free / 1e9
-    if free_gb < self.disk_space_gb * (2 if cfg.shuffle else 1):
-        logger.warning(f"the cache needs about {self.disk_space_gb:.2f} GB (twice that while shuffling) but only "
-                       f"{free_gb:.2f} GB are free at {tmp.parent}")
+    _check_output_path(final)   # on every rank, so that all of them stop
+    if self.rank == 0: self._prepare_tmp(final, tmp)
+    _barrier(self.world_size)
     logger.info(f"Started caching activations for {cfg.dataset_path}")
     try:
-        store, bs = self.activations_store, cfg.model_batch_size
-        store.reset_input_dataset()
-        for i in tqdm(range(self.n_buffers), desc="Caching activations"):
-            n_seq = min(cfg.n_seq_in_buffer, self.n_seq_in_cache - i * cfg.n_seq_in_buffer)
-            acts, toks = store.get_buffer(math.ceil(n_seq / bs), shuffle=False)
-            n = n_seq * self.context_size
-            self._write_shard((acts[:n], toks[:n]), tmp/"shards"/f"shard_{i:05d}")
-            del acts, toks
-        done = tmp/"dataset"
-        consolidate_shards(tmp/"shards", done, copy_files=False)
-        if cfg.shuffle:
-            logger.info("Shuffling...")
-            with _quiet_datasets():
-                datasets.load_from_disk(str(done)).shuffle(seed=cfg.seed, keep_in_memory=True).save_to_disk(
-                    str(tmp/"shuffled"), num_shards=self.n_buffers)
-            done = tmp/"shuffled"
-        _check_output_path(final)   # again: something may have appeared there meanwhile
-        if final.exists(): final.rmdir()
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(done, final)
-    finally: shutil.rmtree(tmp, ignore_errors=True)
+        self._write_shards(tmp/"shards")
+        _barrier(self.world_size)
+        if self.rank == 0: self._consolidate(final, tmp)
+    finally:
+        if self.rank == 0: shutil.rmtree(tmp, ignore_errors=True)
+    _barrier(self.world_size)
     dataset = datasets.load_from_disk(str(final))
-    if cfg.hf_repo_id is not None:
+    if cfg.hf_repo_id is not None and self.rank == 0:
         logger.info("Pushing to Huggingface Hub...")
         push_activation_cache_from_config(cfg, dataset)
     return dataset
+
+@patch
+def _consolidate(self:CacheActivationsRunner, final:Path, tmp:Path):
+    "Rank 0: join the shards (shuffling when asked) and move the dataset into place."
+    cfg, done = self.cfg, tmp/"dataset"
+    consolidate_shards(tmp/"shards", done, copy_files=False)
+    if cfg.shuffle:
+        logger.info("Shuffling...")
+        with _quiet_datasets():
+            datasets.load_from_disk(str(done)).shuffle(seed=cfg.seed, keep_in_memory=True).save_to_disk(
+                str(tmp/"shuffled"), num_shards=len(list(done.glob("*.arrow"))))
+        done = tmp/"shuffled"
+    _check_output_path(final)   # again: something may have appeared there meanwhile
+    if final.exists(): final.rmdir()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(done, final)
 
 # %% ../nbs/12_cache_activations.ipynb #b179a5c3
 CacheActivationsRunner._consolidate_shards = staticmethod(consolidate_shards)

@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['SAE_ARCHITECTURES', 'TOPK_ARCHITECTURES', 'ACTIVATION_FNS', 'B_DEC_INIT_METHODS', 'NORMALIZE_ACTIVATIONS',
-           'MSE_LOSS_NORMALIZATIONS', 'LR_SCHEDULERS', 'FINETUNING_METHODS', 'LanguageModelSAERunnerConfig',
-           'CacheActivationsRunnerConfig', 'PretokenizeRunnerConfig', 'config_arg_parser', 'parse_config_args',
-           'config_to_args']
+           'MSE_LOSS_NORMALIZATIONS', 'LR_SCHEDULERS', 'FINETUNING_METHODS', 'TRAINER_STATE_FILENAME',
+           'LanguageModelSAERunnerConfig', 'CacheActivationsRunnerConfig', 'PretokenizeRunnerConfig',
+           'config_arg_parser', 'parse_config_args', 'config_to_args']
 
 # %% ../nbs/02_config.ipynb #89fc8ad6
 import argparse, copy, difflib, json, math, secrets, string, sys, types
@@ -203,7 +203,8 @@ class LanguageModelSAERunnerConfig:
     wandb_log_frequency: int = 10 # steps between wandb logs
     eval_every_n_wandb_logs: int = 100 # wandb logs between evals
     # Misc
-    resume: bool = False # refused: fine-tune from `from_pretrained_path` instead
+    resume: bool = False # refused: use `resume_from_checkpoint` (or fine-tune from `from_pretrained_path`)
+    resume_from_checkpoint: str|None = None # continue the run saved in this checkpoint folder (written by saenb), exactly
     n_checkpoints: int = 0 # checkpoints saved during training (a final one is always saved)
     checkpoint_path: str = "checkpoints" # folder for checkpoints; a unique run id is appended
     verbose: bool = True # log a summary of the run's sizes
@@ -215,9 +216,10 @@ class LanguageModelSAERunnerConfig:
 
     def __post_init__(self):
         if self.resume:
-            raise ValueError("resume=True: resuming is no longer supported. You can fine-tune a trained SAE by setting "
-                             "from_pretrained_path to its folder instead. If you are loading a config saved with "
-                             "resume=True, set resume=False in it.")
+            raise ValueError("resume=True: SAELens's resume flag is not supported. To continue an interrupted run, set "
+                             "resume_from_checkpoint to one of its checkpoint folders; to fine-tune a trained SAE, set "
+                             "from_pretrained_path to its folder. If you are loading a config saved with resume=True, "
+                             "set resume=False in it.")
         if isinstance(self.dtype, torch.dtype): self.dtype = dtype_to_str(self.dtype)
         if isinstance(self.device, torch.device): self.device = str(self.device)
         if isinstance(self.act_store_device, torch.device): self.act_store_device = str(self.act_store_device)
@@ -228,6 +230,19 @@ class LanguageModelSAERunnerConfig:
         if self.verbose: self._log_summary()
 
 # %% ../nbs/02_config.ipynb #a575d38a
+TRAINER_STATE_FILENAME = "trainer_state.pt"   # the trainer's state inside a checkpoint folder (beyond SAELens)
+
+def _check_resume_folder(path:str):
+    "Refuse a `resume_from_checkpoint` that is not a checkpoint folder written by saenb."
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ValueError(f"resume_from_checkpoint={path!r} is not a folder: give a checkpoint folder of a saenb run, "
+                         "e.g. checkpoints/<run id>/<tokens>")
+    if not (folder/TRAINER_STATE_FILENAME).is_file():
+        raise ValueError(f"resume_from_checkpoint={path!r} holds no {TRAINER_STATE_FILENAME}: only checkpoints written "
+                         f"by saenb's trainer can be resumed (found: {sorted(p.name for p in folder.iterdir())}); to "
+                         "fine-tune a saved SAE from its weights, use from_pretrained_path")
+
 @patch
 def _check_values(self:LanguageModelSAERunnerConfig):
     "Check each field on its own: choices, sizes and ranges."
@@ -256,6 +271,7 @@ def _check_values(self:LanguageModelSAERunnerConfig):
     for name in ("adam_beta1", "adam_beta2"):
         if not 0 <= getattr(self, name) < 1: raise ValueError(f"{name}={getattr(self, name)!r} must be in [0, 1)")
     _validate_seqpos(self.seqpos_slice, self.context_size)
+    if self.resume_from_checkpoint is not None: _check_resume_folder(self.resume_from_checkpoint)
 
 # %% ../nbs/02_config.ipynb #f6646e2c
 @patch
@@ -288,7 +304,11 @@ def _derive(self:LanguageModelSAERunnerConfig):
                                              if self.model_class_name == "HookedTransformer" else {})
     if self.act_store_device == "with_model": self.act_store_device = self.device
     if self.lr_end is None: self.lr_end = self.lr / 10
-    self._run_id = self.wandb_id if self.wandb_id is not None else _new_run_id()
+    resumed_run_id = None
+    if self.resume_from_checkpoint is not None:   # a resumed run writes on into the folder of the run it continues
+        self.checkpoint_path = str(Path(self.resume_from_checkpoint).resolve().parent)
+        resumed_run_id = Path(self.checkpoint_path).name
+    self._run_id = self.wandb_id if self.wandb_id is not None else resumed_run_id or _new_run_id()
     if not self.checkpoint_path.endswith(f"/{self._run_id}"):   # already there when rebuilt from a named run's config
         self.checkpoint_path = f"{self.checkpoint_path}/{self._run_id}"
 

@@ -14,7 +14,8 @@ from tqdm import tqdm
 from .core import check_choice, check_positive
 
 # %% auto #0
-__all__ = ['LR_SCHEDULER_NAMES', 'get_lr_scheduler', 'L1Scheduler', 'GeometricMedianResult', 'compute_geometric_median']
+__all__ = ['LR_SCHEDULER_NAMES', 'get_lr_scheduler', 'make_adam', 'L1Scheduler', 'GeometricMedianResult',
+           'compute_geometric_median']
 
 # %% ../nbs/08_optim.ipynb #cd58e029
 LR_SCHEDULER_NAMES = ("constant", "cosineannealing", "cosineannealingwarmrestarts")
@@ -73,6 +74,18 @@ def get_lr_scheduler(scheduler_name:str, # "constant", "cosineannealing" or "cos
         raise ValueError(f"num_cycles={num_cycles} leaves cycles of 0 steps: the main phase has only "
                          f"{main_steps} steps (training_steps - warm_up_steps - decay_steps)")
     return LambdaLR(optimizer, _LRSchedule(name, training_steps, lr, warm_up_steps, decay_steps, lr_end, num_cycles))
+
+# %% ../nbs/08_optim.ipynb #269442a6
+_FUSED_ADAM_DEVICES = ("cpu", "cuda", "mps")
+
+def make_adam(params, # the parameters to optimise (materialised into a list)
+              lr:float, # learning rate
+              betas:tuple[float, float], # Adam's (beta1, beta2)
+             ) -> torch.optim.Adam:
+    "`torch.optim.Adam`, fused when every parameter is a floating-point tensor on a device with the fused kernel."
+    params = list(params)
+    fused = bool(params) and all(p.device.type in _FUSED_ADAM_DEVICES and p.is_floating_point() for p in params)
+    return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused)
 
 # %% ../nbs/08_optim.ipynb #f20faad4
 class L1Scheduler:

@@ -4,27 +4,45 @@
 
 # %% ../nbs/10_trainer.ipynb #c4bbd15c
 from __future__ import annotations
-import contextlib, os, shutil
+import contextlib, os, random, shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+import numpy as np
 import torch
+import torch.distributed as dist
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 from . import __version__
 from .core import logger, save_json
-from .config import LanguageModelSAERunnerConfig
+from .config import LanguageModelSAERunnerConfig, TRAINER_STATE_FILENAME
 from .training_sae import TrainingSAE, TrainStepOutput
 from .activations_store import ActivationsStore
-from .optim import L1Scheduler, get_lr_scheduler
+from .optim import L1Scheduler, get_lr_scheduler, make_adam
 from .evals import EvalConfig, run_evals
 
 # %% auto #0
-__all__ = ['ACTIVATIONS_STORE_STATE_FILENAME', 'FINETUNING_PARAMETERS', 'save_checkpoint', 'TrainSAEOutput', 'SAETrainer',
-           'NonFiniteLossError', 'batch_metrics']
+__all__ = ['ACTIVATIONS_STORE_STATE_FILENAME', 'FINETUNING_PARAMETERS', 'distributed_rank_and_world_size', 'is_main_process',
+           'save_checkpoint', 'TrainSAEOutput', 'SAETrainer', 'NonFiniteLossError', 'InterruptedException',
+           'batch_metrics']
 
 # %% ../nbs/10_trainer.ipynb #63cc9fff
+def distributed_rank_and_world_size() -> tuple[int, int]:
+    "This process's rank and the number of processes, `(0, 1)` outside a `torch.distributed` process group."
+    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+def is_main_process() -> bool:
+    "True on rank 0 of a process group, and in a plain single process."
+    return distributed_rank_and_world_size()[0] == 0
+
+# %% ../nbs/10_trainer.ipynb #d8a1cd64
 ACTIVATIONS_STORE_STATE_FILENAME = "activations_store_state.safetensors"
+
+def _rank_store_state_filename(rank:int) -> str:
+    "Where rank `rank`'s store state goes in a data-parallel checkpoint (rank 0's is the usual file)."
+    return ACTIVATIONS_STORE_STATE_FILENAME if rank == 0 else f"activations_store_state_rank{rank}.safetensors"
 
 def _replace_folder(tmp:Path, final:Path):
     "Move the complete folder `tmp` to `final`; an older `final` is removed only once the new one is in place."
@@ -37,17 +55,25 @@ def save_checkpoint(trainer:SAETrainer, # the trainer whose state is saved
                     checkpoint_name:str, # folder name under `trainer.cfg.checkpoint_path`
                     wandb_aliases:list[str]|None=None, # aliases for the wandb artifact, when logging to wandb
                    ) -> Path:
-    "Save the SAE, its feature sparsity, the runner config and the activation-store state as one checkpoint folder."
+    "Save the SAE, its feature sparsity, the runner config, the activation-store state and the trainer state as one checkpoint folder."
     final = Path(trainer.cfg.checkpoint_path)/checkpoint_name
+    sae = trainer.sae
+    if sae.cfg.normalize_sae_decoder: sae.set_decoder_norm_to_unit_norm()   # on every rank: the SAEs stay identical
+    rank, world_size = distributed_rank_and_world_size()
+    if world_size > 1:   # data parallel: rank 0 writes, the other ranks' store states included
+        store_states = [None] * world_size if rank == 0 else None
+        dist.gather_object({k: v.detach().cpu() for k, v in trainer.activations_store.state_dict().items()},
+                           store_states, dst=0)
+        if rank != 0: return final
     tmp = final.with_name(f".{final.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    sae = trainer.sae
-    if sae.cfg.normalize_sae_decoder: sae.set_decoder_norm_to_unit_norm()
     try:
         weights_path, cfg_path, sparsity_path = sae.save_model(tmp, trainer.log_feature_sparsity)
         save_json(trainer.cfg.to_dict(), cfg_path)
         trainer.activations_store.save(str(tmp/ACTIVATIONS_STORE_STATE_FILENAME))
+        for r in range(1, world_size): save_file(store_states[r], str(tmp/_rank_store_state_filename(r)))
+        if hasattr(trainer, "state_dict"): torch.save(trainer.state_dict(), tmp/TRAINER_STATE_FILENAME)
         _replace_folder(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -62,10 +88,11 @@ def _log_checkpoint_artifacts(trainer:SAETrainer, folder:Path, aliases:list[str]
     name = trainer.sae.get_name().replace("/", "__")
     model = wandb.Artifact(name, type="model", metadata=trainer.cfg.to_dict())
     for f in ("sae_weights.safetensors", "cfg.json"): model.add_file(str(folder/f))
-    wandb.log_artifact(model, aliases=aliases)
+    run = getattr(trainer, "wandb_run", None) or wandb
+    run.log_artifact(model, aliases=aliases)
     sparsity = wandb.Artifact(f"{name}_log_feature_sparsity", type="log_feature_sparsity", metadata=trainer.cfg.to_dict())
     sparsity.add_file(str(folder/"sparsity.safetensors"))
-    wandb.log_artifact(sparsity)
+    run.log_artifact(sparsity)
 
 # %% ../nbs/10_trainer.ipynb #468b0eef
 FINETUNING_PARAMETERS = {
@@ -94,6 +121,10 @@ class SAETrainer:
             model, sae, activation_store, save_checkpoint_fn, cfg
         self.n_training_steps = self.n_training_tokens = 0
         self.started_fine_tuning = False
+        self.rank, self.world_size = distributed_rank_and_world_size()
+        self.stop_requested: str|None = None   # set (e.g. by a signal handler) to stop cleanly after the current step
+        self.pbar = None
+        self.wandb_run = None   # the wandb run to log to; None: the current run (`wandb.log`)
         sae.cfg.sae_lens_training_version = str(__version__)
         total, n = cfg.total_training_tokens, cfg.n_checkpoints
         self.checkpoint_thresholds = list(range(0, total, total // n))[1:] if n > 0 else []
@@ -102,7 +133,7 @@ class SAETrainer:
         self.n_frac_active_tokens = 0
         for name, p in sae.named_parameters():
             if name == "finetuning_scaling_factor": p.requires_grad_(False)  # trained only while fine-tuning
-        self.optimizer = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2))
+        self.optimizer = make_adam(sae.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2))
         self.lr_scheduler = get_lr_scheduler(cfg.lr_scheduler_name, optimizer=self.optimizer, lr=cfg.lr,
                                              training_steps=cfg.total_training_steps, warm_up_steps=cfg.lr_warm_up_steps,
                                              decay_steps=cfg.lr_decay_steps, lr_end=cfg.lr_end, num_cycles=cfg.n_restart_cycles)
@@ -142,12 +173,13 @@ def dead_neurons(self:SAETrainer) -> torch.Tensor:
 # %% ../nbs/10_trainer.ipynb #502e8fab
 @patch
 @torch.no_grad()
-def _update_feature_stats(self:SAETrainer, feature_acts:torch.Tensor):
-    "Count which features fired on this batch (no host sync)."
-    fired_per_feature = (feature_acts > 0).sum(0)
+def _update_feature_stats(self:SAETrainer, out:TrainStepOutput):
+    "Count which features fired on this batch (no host sync); data-parallel: summed over the ranks' batches."
+    fired_per_feature = out.feature_fire_counts()   # from TopK's k indices per row when it has them
+    if self.world_size > 1: dist.all_reduce(fired_per_feature)
     self.n_forward_passes_since_fired.add_(1).masked_fill_(fired_per_feature > 0, 0)
     self.act_freq_scores += fired_per_feature
-    self.n_frac_active_tokens += feature_acts.shape[0]
+    self.n_frac_active_tokens += out.feature_acts.shape[0] * self.world_size
 
 @patch
 @torch.no_grad()
@@ -162,14 +194,15 @@ def _train_step(self:SAETrainer, sae:TrainingSAE, sae_in:torch.Tensor) -> TrainS
     sae.train()
     if cfg.normalize_sae_decoder: sae.set_decoder_norm_to_unit_norm()
     if (self.n_training_steps + 1) % cfg.feature_sampling_window == 0:
-        if cfg.log_to_wandb: self._wandb_log(self._build_sparsity_log_dict())
+        if cfg.log_to_wandb and self.rank == 0: self._wandb_log(self._build_sparsity_log_dict())
         self._reset_running_sparsity_stats()
     with self.autocast_if_enabled():
         out = sae.training_forward_pass(sae_in=sae_in, current_l1_coefficient=self.current_l1_coefficient,
                                         dead_neuron_mask=self.dead_neurons)
-    self._stop_if_loss_not_finite(out.loss)
-    self._update_feature_stats(out.feature_acts)
+    if self.world_size == 1: self._stop_if_loss_not_finite(out.loss)   # data-parallel: checked in _sync_gradients
+    self._update_feature_stats(out)
     out.loss.backward()
+    if self.world_size > 1: self._sync_gradients(out.loss)
     if cfg.normalize_sae_decoder: sae.remove_gradient_parallel_to_decoder_directions()
     torch.nn.utils.clip_grad_norm_(sae.parameters(), 1.0)
     self.optimizer.step()
@@ -194,6 +227,26 @@ def _stop_if_loss_not_finite(self:SAETrainer, loss:torch.Tensor):
                              f"step was saved to {path}. Lower lr, check the activations for NaN/Inf, or try "
                              "autocast=False.")
 
+# %% ../nbs/10_trainer.ipynb #1b62b4af
+class InterruptedException(Exception):
+    "Raised in the training loop when the process gets SIGINT or SIGTERM."
+
+@patch
+@torch.no_grad()
+def _sync_gradients(self:SAETrainer, loss:torch.Tensor):
+    "Data parallel: average the gradients, the loss and the stop flag over the ranks in one all-reduce."
+    grads = [p.grad for p in self.sae.parameters() if p.grad is not None]
+    extra = torch.tensor([loss.detach().float().item(), float(self.stop_requested is not None)], device=loss.device)
+    flat = torch.cat([g.reshape(-1).float() for g in grads] + [extra])
+    dist.all_reduce(flat)
+    flat /= self.world_size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+    self._stop_now = bool(flat[-1] > 0)
+    self._stop_if_loss_not_finite(flat[-2])
+
 # %% ../nbs/10_trainer.ipynb #ff191f8b
 def _item(x): return x.item() if isinstance(x, torch.Tensor) else x
 
@@ -210,7 +263,7 @@ def batch_metrics(sae_in:torch.Tensor, sae_out:torch.Tensor, feature_acts:torch.
 @patch
 def _wandb_log(self:SAETrainer, log_dict:dict):
     import wandb
-    wandb.log(log_dict, step=self.n_training_steps)
+    (self.wandb_run or wandb).log(log_dict, step=self.n_training_steps)
 
 @patch
 @torch.no_grad()
@@ -261,8 +314,8 @@ def _run_and_log_evals(self:SAETrainer):
 @patch
 def _checkpoint_if_needed(self:SAETrainer):
     if self.checkpoint_thresholds and self.n_training_tokens > self.checkpoint_thresholds[0]:
+        self.checkpoint_thresholds.pop(0)   # before saving: the saved state is the state after this step
         self.save_checkpoint(trainer=self, checkpoint_name=str(self.n_training_tokens))
-        self.checkpoint_thresholds.pop(0)
 
 @patch
 def _begin_finetuning_if_needed(self:SAETrainer):
@@ -288,24 +341,103 @@ def _update_pbar(self:SAETrainer, out:TrainStepOutput, pbar, update_interval:int
                                     [f"L0: {m['metrics/l0']:.1f}", f"EV: {m['metrics/explained_variance']:.3f}"]))
 
 @patch
-def fit(self:SAETrainer) -> TrainingSAE:
-    "Train to `cfg.total_training_tokens`, then fold the norm scaling factor and save the final checkpoint."
+def train_on_batch(self:SAETrainer,
+                   sae_in:torch.Tensor, # one training batch, `(train_batch_size_tokens, d_in)` on the SAE's device
+                  ) -> TrainStepOutput:
+    "One whole training step on `sae_in`: train, count, log, switch to fine-tuning, checkpoint, advance the bar."
+    out = self._train_step(sae=self.sae, sae_in=sae_in)
+    self.n_training_tokens += self.cfg.train_batch_size_tokens   # counted once trained: checkpoints name what they hold
+    if self.cfg.log_to_wandb and self.rank == 0: self._log_step(out)
+    self.n_training_steps += 1
+    self._begin_finetuning_if_needed()
+    self._checkpoint_if_needed()
+    if self.pbar is not None: self._update_pbar(out, self.pbar)
+    if (self.stop_requested if self.world_size == 1 else getattr(self, "_stop_now", False)):
+        raise InterruptedException(f"interrupted ({self.stop_requested or 'on another rank'}) after step "
+                                   f"{self.n_training_steps}")
+    return out
+
+@patch
+def _start_training(self:SAETrainer):
+    "Before the first step: the progress bar, and the norm scaling factor (data parallel: averaged over the ranks)."
     cfg, store = self.cfg, self.activations_store
-    pbar = tqdm(total=cfg.total_training_tokens, initial=self.n_training_tokens, desc="Training SAE",
-                unit="tok", unit_scale=True)
+    self.pbar = None if self.rank != 0 else tqdm(total=cfg.total_training_tokens, initial=self.n_training_tokens,
+                                                 desc="Training SAE", unit="tok", unit_scale=True)
     store.set_norm_scaling_factor_if_needed()
-    while self.n_training_tokens < cfg.total_training_tokens:
-        sae_in = store.next_batch()[:, 0].to(self.sae.device)
-        out = self._train_step(sae=self.sae, sae_in=sae_in)
-        self.n_training_tokens += cfg.train_batch_size_tokens   # counted once trained: checkpoints name what they hold
-        if cfg.log_to_wandb: self._log_step(out)
-        self._checkpoint_if_needed()
-        self.n_training_steps += 1
-        self._update_pbar(out, pbar)
-        self._begin_finetuning_if_needed()
+    if self.world_size > 1 and store.estimated_norm_scaling_factor is not None:
+        factor = torch.tensor([float(store.estimated_norm_scaling_factor)], dtype=torch.float64)
+        dist.all_reduce(factor)
+        store.estimated_norm_scaling_factor = factor.item() / self.world_size
+
+@patch
+def _finish_training(self:SAETrainer) -> TrainingSAE:
+    "After the last step: fold the norm scaling factor into the SAE and save the final checkpoint."
+    store = self.activations_store
     if store.estimated_norm_scaling_factor is not None:
         self.sae.fold_activation_norm_scaling_factor(store.estimated_norm_scaling_factor)
         store.estimated_norm_scaling_factor = None
     self.save_checkpoint(trainer=self, checkpoint_name=f"final_{self.n_training_tokens}", wandb_aliases=["final_model"])
-    pbar.close()
+    if self.pbar is not None: self.pbar.close()
     return self.sae
+
+@patch
+def fit(self:SAETrainer) -> TrainingSAE:
+    "Train to `cfg.total_training_tokens`, then fold the norm scaling factor and save the final checkpoint."
+    self._start_training()
+    while self.n_training_tokens < self.cfg.total_training_tokens:
+        self.train_on_batch(self.activations_store.next_batch()[:, 0].to(self.sae.device))
+    return self._finish_training()
+
+# %% ../nbs/10_trainer.ipynb #61fe4137
+def _rng_states() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    states = {"torch": torch.get_rng_state(), "python": random.getstate(),
+              "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:])}
+    if torch.cuda.is_available() and torch.cuda.is_initialized(): states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+def _set_rng_states(states:dict[str, Any]):
+    torch.set_rng_state(states["torch"])
+    random.setstate(states["python"])
+    name, keys, *rest = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    if "cuda" in states and torch.cuda.is_available(): torch.cuda.set_rng_state_all(states["cuda"])
+
+_COUNTERS = ("n_training_steps", "n_training_tokens", "n_frac_active_tokens", "started_fine_tuning", "checkpoint_thresholds")
+
+@patch
+def state_dict(self:SAETrainer) -> dict[str, Any]:
+    "The trainer's state for an exact resume: SAE, optimizer, schedulers, counters, feature statistics, RNG states."
+    return {"sae": self.sae.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "lr_scheduler": self.lr_scheduler.state_dict(), "l1_scheduler": self.l1_scheduler.state_dict(),
+            **{k: getattr(self, k) for k in _COUNTERS}, "checkpoint_thresholds": list(self.checkpoint_thresholds),
+            "act_freq_scores": self.act_freq_scores, "n_forward_passes_since_fired": self.n_forward_passes_since_fired,
+            "rng_states": _rng_states(), "world_size": self.world_size, "saenb_version": str(__version__)}
+
+@patch
+def load_state_dict(self:SAETrainer, state:dict[str, Any]):
+    "Restore `state_dict()`: afterwards the trainer continues as the saved one would have (RNG states included)."
+    if state["world_size"] != self.world_size:
+        raise ValueError(f"the checkpoint was written by a run of {state['world_size']} processes, this run has "
+                         f"{self.world_size}: resume with the same number of processes")
+    self.sae.load_state_dict(state["sae"])
+    self.optimizer.load_state_dict(state["optimizer"])
+    self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+    self.l1_scheduler.load_state_dict(state["l1_scheduler"])
+    for k in _COUNTERS: setattr(self, k, state[k])
+    self.checkpoint_thresholds = list(state["checkpoint_thresholds"])
+    self.act_freq_scores.copy_(state["act_freq_scores"])
+    self.n_forward_passes_since_fired.copy_(state["n_forward_passes_since_fired"])
+    if self.started_fine_tuning:
+        self.started_fine_tuning = False
+        self._begin_finetuning_if_needed()
+    _set_rng_states(state["rng_states"])
+
+@patch
+def load_checkpoint(self:SAETrainer,
+                    folder:str|Path, # a checkpoint folder written by `save_checkpoint`
+                   ):
+    "Restore the trainer and its activation store from a checkpoint folder, to continue the run it was saved from."
+    folder = Path(folder)
+    self.activations_store.load(folder/_rank_store_state_filename(self.rank))
+    self.load_state_dict(torch.load(folder/TRAINER_STATE_FILENAME, weights_only=True, map_location="cpu"))

@@ -4,27 +4,25 @@
 
 # %% ../nbs/11_training_runner.ipynb #7e802a76
 from __future__ import annotations
-import contextlib, dataclasses, importlib, inspect, io, pkgutil, signal, sys, time, warnings
+import contextlib, dataclasses, importlib, inspect, io, os, pkgutil, signal, sys, time, warnings
 from pathlib import Path
 from typing import Any, Sequence
 import torch
+import torch.distributed as dist
 from fastcore.basics import patch
-from .core import logger
+from .core import logger, load_json
 from .config import LanguageModelSAERunnerConfig, parse_config_args
 from .load_model import load_model
 from .activations_store import ActivationsStore, HfDataset
 from .optim import compute_geometric_median
 from .training_sae import TrainingSAE, TrainingSAEConfig
-from .trainer import SAETrainer, save_checkpoint
+from .trainer import SAETrainer, save_checkpoint, InterruptedException, distributed_rank_and_world_size
 
 # %% auto #0
-__all__ = ['DEMO_HOOK', 'InterruptedException', 'interrupt_callback', 'SAETrainingRunner', 'stdlib_corpus', 'demo_datasets',
-           'demo_config', 'run_demo', 'main']
+__all__ = ['DEMO_HOOK', 'interrupt_callback', 'init_distributed', 'broadcast_module', 'SAETrainingRunner', 'stdlib_corpus',
+           'demo_datasets', 'demo_config', 'run_demo', 'main']
 
 # %% ../nbs/11_training_runner.ipynb #9c057720
-class InterruptedException(Exception):
-    "Raised in the training loop when the process gets SIGINT or SIGTERM."
-
 def interrupt_callback(sig_num:int, stack_frame:Any):
     "Signal handler: turn SIGINT/SIGTERM into `InterruptedException`."
     raise InterruptedException(f"interrupted by signal {signal.Signals(sig_num).name}")
@@ -37,7 +35,34 @@ def _interrupts_raise():
     finally:
         for s, handler in previous.items(): signal.signal(s, handler)
 
+@contextlib.contextmanager
+def _interrupts_stop(trainer:SAETrainer):
+    "SIGINT/SIGTERM ask `trainer` to stop after its current step; a second signal raises at once. Handlers restored after."
+    def ask_to_stop(sig_num:int, stack_frame:Any):
+        if trainer.stop_requested is not None: interrupt_callback(sig_num, stack_frame)
+        trainer.stop_requested = f"signal {signal.Signals(sig_num).name}"
+    previous = {s: signal.signal(s, ask_to_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try: yield
+    finally:
+        for s, handler in previous.items(): signal.signal(s, handler)
+
 # %% ../nbs/11_training_runner.ipynb #0f95813e
+def init_distributed(device:str="cpu", # the run's device: "cuda" picks nccl and GPU LOCAL_RANK, anything else gloo
+                    ) -> tuple[int, int]:
+    "Join the process group `torchrun` describes in `WORLD_SIZE`/`RANK`/`LOCAL_RANK`; return `(rank, world_size)`."
+    if dist.is_available() and dist.is_initialized(): return distributed_rank_and_world_size()
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1: return 0, 1
+    cuda = torch.device(device).type == "cuda"
+    if cuda: torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+@torch.no_grad()
+def broadcast_module(module:torch.nn.Module, src:int=0):
+    "Copy the parameters and buffers of `module` on rank `src` to every rank (in place)."
+    for t in [*module.parameters(), *module.buffers()]: dist.broadcast(t.data, src)
+
+# %% ../nbs/11_training_runner.ipynb #9a227106
 def _warn_override(what:str, configured:str):
     logger.warning(f"You passed in a {what} which overrides the one in your configuration ({configured!r}); "
                    "this run will not be reproducible from the configuration alone.")
@@ -50,18 +75,26 @@ class SAETrainingRunner:
                  override_sae:TrainingSAE|None=None, # train this SAE instead of a new one
                 ):
         self.cfg = cfg
+        self.rank, self.world_size = init_distributed(cfg.device)
         if override_dataset is not None: _warn_override("dataset", cfg.dataset_path)
         if override_model is not None: _warn_override("model", cfg.model_name)
         self.model = override_model if override_model is not None else load_model(
             cfg.model_class_name, cfg.model_name, device=cfg.device,
             model_from_pretrained_kwargs=cfg.model_from_pretrained_kwargs)
         self.activations_store = ActivationsStore.from_config(self.model, cfg, override_dataset=override_dataset)
+        if self.world_size > 1:   # each rank reads its own shard, and shuffles with its own random numbers
+            self.activations_store.shard_dataset(self.world_size, self.rank)
+            self.activations_store.generator = torch.Generator(self.activations_store.device).manual_seed(cfg.seed + self.rank)
         if override_sae is not None: self.sae = override_sae
+        elif cfg.resume_from_checkpoint is not None:   # the weights come from the trainer state, in `run`
+            self._check_resumable()
+            self.sae = TrainingSAE(TrainingSAEConfig.from_sae_runner_config(cfg))
         elif cfg.from_pretrained_path is not None:
             self.sae = TrainingSAE.load_from_pretrained(cfg.from_pretrained_path, cfg.device)
         else:
             self.sae = TrainingSAE(TrainingSAEConfig.from_sae_runner_config(cfg))
             self._init_sae_group_b_decs()
+        if self.world_size > 1: broadcast_module(self.sae)   # identical SAE (and b_dec) on every rank
 
 # %% ../nbs/11_training_runner.ipynb #d5a3b947
 @patch
@@ -75,6 +108,19 @@ def _init_sae_group_b_decs(self:SAETrainingRunner):
     else: self.sae.initialize_b_dec_with_mean(acts)
 
 # %% ../nbs/11_training_runner.ipynb #1b8a01ee
+_RESUME_FIELDS = ("architecture", "d_in", "d_sae", "hook_name", "hook_layer", "hook_head_index", "context_size",
+                  "train_batch_size_tokens", "store_batch_size_prompts", "n_batches_in_buffer", "normalize_activations")
+
+@patch
+def _check_resumable(self:SAETrainingRunner):
+    saved = load_json(Path(self.cfg.resume_from_checkpoint)/"cfg.json")
+    differ = [f"{k}={getattr(self.cfg, k)!r} (checkpoint: {saved.get(k)!r})" for k in _RESUME_FIELDS
+              if k in saved and saved[k] != getattr(self.cfg, k)]
+    if differ:
+        raise ValueError(f"resume_from_checkpoint={self.cfg.resume_from_checkpoint!r} was written by a run with other "
+                         f"settings: {', '.join(differ)}; resume with the checkpoint's settings")
+
+# %% ../nbs/11_training_runner.ipynb #141a5464
 @patch
 def _compile_if_needed(self:SAETrainingRunner):
     "`torch.compile` the model and the SAE's training forward pass when the config asks."
@@ -88,7 +134,7 @@ def _compile_if_needed(self:SAETrainingRunner):
 def run_trainer_with_interruption_handling(self:SAETrainingRunner, trainer:SAETrainer) -> TrainingSAE:
     "Run `trainer.fit()`; on SIGINT/SIGTERM save a checkpoint of the progress so far, then re-raise."
     try:
-        with _interrupts_raise(): return trainer.fit()
+        with _interrupts_stop(trainer): return trainer.fit()
     except (KeyboardInterrupt, InterruptedException):
         logger.warning("interrupted, saving progress")
         path = self.save_checkpoint(trainer, checkpoint_name=str(trainer.n_training_tokens))
@@ -99,15 +145,17 @@ def run_trainer_with_interruption_handling(self:SAETrainingRunner, trainer:SAETr
 def run(self:SAETrainingRunner) -> TrainingSAE:
     "Train the SAE and return it; the final SAE is saved under `cfg.checkpoint_path`."
     cfg = self.cfg
-    if cfg.log_to_wandb:
+    log_to_wandb = cfg.log_to_wandb and self.rank == 0
+    if log_to_wandb:
         import wandb
         wandb.init(project=cfg.wandb_project, entity=cfg.wandb_entity, config=cfg.to_dict(), name=cfg.run_name,
-                   id=cfg.wandb_id)
+                   id=cfg.wandb_id, resume="allow" if cfg.resume_from_checkpoint else None)
     self.trainer = SAETrainer(model=self.model, sae=self.sae, activation_store=self.activations_store,
                               save_checkpoint_fn=self.save_checkpoint, cfg=cfg)
+    if cfg.resume_from_checkpoint is not None: self.trainer.load_checkpoint(cfg.resume_from_checkpoint)
     self._compile_if_needed()
     sae = self.run_trainer_with_interruption_handling(self.trainer)
-    if cfg.log_to_wandb: wandb.finish()
+    if log_to_wandb: wandb.finish()
     return sae
 
 SAETrainingRunner.save_checkpoint = staticmethod(save_checkpoint)
@@ -233,8 +281,10 @@ def _run_cli(args:Sequence[str]):
     return SAETrainingRunner(cfg=_parse_cfg_args(args)).run()
 
 def main():
-    "Entry point of the `saenb-train` console script."
-    _run_cli(sys.argv[1:])
+    "Entry point of the `saenb-train` console script (also under `torchrun`)."
+    try: _run_cli(sys.argv[1:])
+    finally:
+        if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 
 # %% ../nbs/11_training_runner.ipynb #37d58f04
 #| eval: false

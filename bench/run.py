@@ -1,0 +1,87 @@
+"""saenb against SAELens 5.6.0 and sparsify on identical work, side by side in one run.
+
+    bash bench/setup_peers.sh          # once: the peers, each in its own venv under bench/.venvs
+    python bench/run.py                # every case, 3 runs each, medians; one JSON line per case
+    python bench/run.py --only step --runs 5
+
+`tokens_per_cpu_s` divides by the process's CPU time instead of wall time: with `--threads 1` it is the figure to
+trust on a machine where other work runs. Each measurement is a fresh process (`bench/worker.py`) with the library's own Python; the runs of the libraries
+are interleaved (saenb, SAELens, sparsify, saenb, ...) so that a slow patch of a noisy machine hits all of them.
+"""
+from __future__ import annotations
+import argparse, json, os, statistics, subprocess, sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+VENVS = HERE / ".venvs"
+
+
+def worker(python: str, args: list[str]) -> dict:
+    "Run one measurement; its last stdout line is its JSON result."
+    res = subprocess.run([python, str(HERE / "worker.py"), *args], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} with {python} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def cases(a) -> list[tuple[str, list[str], list[str]]]:
+    "(name, worker arguments, libraries) for every case selected (`loss` cases are deterministic: run once)."
+    out = []
+    if "step" in a.only:
+        for arch in ("standard", "topk", "jumprelu", "gated"):
+            out.append((f"step/{arch}/4096", ["step", "--arch", arch, "--d-sae", "4096"],
+                        ["saenb", "saelens"] + (["sparsify"] if arch == "topk" else [])))
+        out.append(("step/topk/16384", ["step", "--arch", "topk", "--d-sae", "16384"], ["saenb", "saelens", "sparsify"]))
+    if "bf16" in a.only:
+        for arch in ("standard", "topk"):
+            out.append((f"bf16_step/{arch}/4096", ["step", "--arch", arch, "--autocast"], ["saenb"]))
+            out.append((f"bf16_loss200/{arch}/4096", ["loss", "--arch", arch, "--steps", "200", "--autocast"], ["saenb"]))
+            out.append((f"fp32_loss200/{arch}/4096", ["loss", "--arch", arch, "--steps", "200"], ["saenb"]))
+    if "e2e" in a.only:
+        for arch in ("standard", "topk"):
+            out.append((f"e2e/{arch}", ["e2e", "--arch", arch, "--tokens", str(a.tokens)], ["saenb", "saelens"]))
+    if "acts" in a.only:
+        out.append(("acts", ["acts", "--tokens", str(a.tokens)], ["saenb", "saelens"]))
+    return out
+
+
+def summarise(name: str, results: dict[str, list[dict]]) -> dict:
+    "Medians per library, and saenb's ratio to each peer."
+    line = {"case": name, "runs": len(results["saenb"])}
+    for lib, rs in results.items():
+        for key in ("tokens_per_s", "tokens_per_cpu_s", "final_loss", "model_forward_floor_tokens_per_s", "fraction_of_floor", "peak_rss_mb"):
+            if key in rs[0]: line[f"{lib}_{key}"] = round(statistics.median(r[key] for r in rs), 4)
+    for peer in ("saelens", "sparsify"):
+        for rate in ("tokens_per_s", "tokens_per_cpu_s"):
+            if f"{peer}_{rate}" in line:
+                suffix = "" if rate == "tokens_per_s" else "_cpu_time"
+                line[f"saenb_over_{peer}{suffix}"] = round(line[f"saenb_{rate}"] / line[f"{peer}_{rate}"], 3)
+    return line
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--tokens", type=int, default=200_000, help="tokens per end-to-end run")
+    p.add_argument("--only", nargs="+", default=["step", "bf16", "e2e", "acts"], choices=["step", "bf16", "e2e", "acts"])
+    p.add_argument("--threads", type=int, default=None, help="torch threads in each worker (default: torch's)")
+    p.add_argument("--saenb-python", default=sys.executable)
+    p.add_argument("--saelens-python", default=str(VENVS / "saelens/bin/python"))
+    p.add_argument("--sparsify-python", default=str(VENVS / "sparsify/bin/python"))
+    a = p.parse_args()
+    if a.threads: os.environ.update(BENCH_THREADS=str(a.threads), OMP_NUM_THREADS=str(a.threads))
+    pythons = {"saenb": a.saenb_python, "saelens": a.saelens_python, "sparsify": a.sparsify_python}
+    for lib, py in pythons.items():
+        if not Path(py).exists(): raise SystemExit(f"--{lib}-python={py} does not exist: run bash bench/setup_peers.sh")
+    for name, args, libs in cases(a):
+        results = {lib: [] for lib in libs}
+        for run in range(1 if args[0] == "loss" else a.runs):
+            for lib in libs:
+                results[lib].append(worker(pythons[lib], [*args, "--lib", lib]))
+                print(f"# {name} run {run + 1} {lib}: {results[lib][-1].get('tokens_per_s', results[lib][-1].get('final_loss')):.4g}",
+                      file=sys.stderr, flush=True)
+        print(json.dumps(summarise(name, results)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
