@@ -22,7 +22,7 @@ from .config import ACTIVATION_FNS, NORMALIZE_ACTIVATIONS
 # %% auto #0
 __all__ = ['SAE_CFG_FILENAME', 'SAE_WEIGHTS_FILENAME', 'SPARSITY_FILENAME', 'ARCHITECTURES', 'SAE_HOOK_NAMES', 'SAEConfig',
            'TopK', 'tanh_relu', 'get_activation_fn', 'reference_kernels', 'fast_kernels_enabled', 'encoder_centre',
-           'CentredLinear', 'centred_linear', 'register_architecture', 'get_architecture', 'Architecture',
+           'CentredLinear', 'centred_linear', 'Architecture', 'register_architecture', 'get_architecture',
            'StandardArchitecture', 'TopKArchitecture', 'JumpReLUArchitecture', 'GatedArchitecture', 'SAE',
            'clean_reconstruction_error', 'save_safetensors', 'load_safetensors', 'handle_config_defaulting',
            'read_sae_from_disk']
@@ -191,29 +191,6 @@ def centred_linear(x:torch.Tensor, # input `[..., d_in]`
     out = (x if centre is None else x - centre) @ W
     return out if b is None else out + b
 
-# %% ../nbs/03_sae.ipynb #472de775
-ARCHITECTURES: dict[str, type] = {}
-
-def register_architecture(name:str, # the value of `cfg.architecture` that selects this class
-                          registry:dict|None=None, # where to register; `ARCHITECTURES` by default
-                         ):
-    "Class decorator: register an `Architecture` subclass under `name`."
-    def _register(cls):
-        cls.name = name
-        target = ARCHITECTURES if registry is None else registry
-        target[name] = cls
-        if not any(r is target for r in _REGISTRIES): _REGISTRIES.append(target)
-        return cls
-    return _register
-
-def get_architecture(name:str, # an architecture name, e.g. `cfg.architecture`
-                     registry:dict|None=None, # where to look; `ARCHITECTURES` by default
-                    ) -> Architecture:
-    "An instance of the architecture registered as `name`, with an error listing the valid names."
-    registry = ARCHITECTURES if registry is None else registry
-    check_choice("architecture", name, list(registry))
-    return registry[name]()
-
 # %% ../nbs/03_sae.ipynb #e1ae3c61
 class Architecture:
     "One SAE family: its parameters, its encoder, and how folds rescale it. The base class is the standard ReLU SAE."
@@ -271,6 +248,29 @@ class Architecture:
 
     def process_state_dict_for_loading(self, sae:SAE, state_dict:dict):
         "Turn a state dict read from disk into the module's, in place (nothing to do here)."
+
+# %% ../nbs/03_sae.ipynb #472de775
+ARCHITECTURES: dict[str, type] = {}
+
+def register_architecture(name:str, # the value of `cfg.architecture` that selects this class
+                          registry:dict|None=None, # where to register; `ARCHITECTURES` by default
+                         ):
+    "Class decorator: register an `Architecture` subclass under `name`."
+    def _register(cls):
+        cls.name = name
+        target = ARCHITECTURES if registry is None else registry
+        target[name] = cls
+        if not any(r is target for r in _REGISTRIES): _REGISTRIES.append(target)
+        return cls
+    return _register
+
+def get_architecture(name:str, # an architecture name, e.g. `cfg.architecture`
+                     registry:dict|None=None, # where to look; `ARCHITECTURES` by default
+                    ) -> Architecture:
+    "An instance of the architecture registered as `name`, with an error listing the valid names."
+    registry = ARCHITECTURES if registry is None else registry
+    check_choice("architecture", name, list(registry))
+    return registry[name]()
 
 # %% ../nbs/03_sae.ipynb #182dcb67
 @register_architecture("standard")
