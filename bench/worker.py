@@ -154,7 +154,7 @@ def cmd_acts(a):
     model, ds = tiny_lm(), token_dataset(a.tokens)
     toks = torch.tensor(ds["tokens"][:256])
     hook = "blocks.0.hook_mlp_out"
-    with torch.no_grad():
+    with torch.no_grad():   # the floor: the same 8 batches of 32 contexts through the model to the hook, nothing else
         model.run_with_cache(toks[:32], names_filter=[hook], stop_at_layer=1)
         t = time.perf_counter()
         for i in range(0, 256, 32): model.run_with_cache(toks[i:i + 32], names_filter=[hook], stop_at_layer=1)
@@ -163,12 +163,10 @@ def cmd_acts(a):
     else: from sae_lens.training.activations_store import ActivationsStore
     with tempfile.TemporaryDirectory() as d:
         store = ActivationsStore.from_config(model, e2e_cfg(a.lib, "standard", 4096, a.tokens, d), override_dataset=ds)
-        n = 0
-        store.next_batch()
+        store.get_buffer(1)
         t = time.perf_counter()
-        while n < a.tokens // 4:
-            n += store.next_batch().shape[0]
-        rate = n / (time.perf_counter() - t)
+        acts, _ = store.get_buffer(8)   # 8 model batches of 32 contexts, shuffled, as a training refill reads them
+        rate = acts.shape[0] / (time.perf_counter() - t)
     return dict(tokens_per_s=rate, model_forward_floor_tokens_per_s=floor, fraction_of_floor=rate / floor)
 
 
