@@ -33,7 +33,7 @@ def synthetic_batch(n: int, d: int, seed: int) -> torch.Tensor:
 
 def runner_cfg_kwargs(arch: str, d_sae: int, autocast: bool, n_steps: int) -> dict:
     kw = dict(model_name="tiny", hook_name="blocks.0.hook_mlp_out", hook_layer=0, d_in=D_IN, d_sae=d_sae,
-              architecture="topk" if arch == "topk" else arch, train_batch_size_tokens=BATCH,
+              architecture=arch, train_batch_size_tokens=BATCH,
               training_tokens=BATCH * n_steps, device="cpu", log_to_wandb=False, autocast=autocast,
               dataset_path="unused", is_dataset_tokenized=True, context_size=128, n_checkpoints=0, l1_coefficient=1.0)
     if arch == "topk": kw.update(activation_fn="topk", activation_fn_kwargs={"k": K})

@@ -123,6 +123,7 @@ class SAETrainer:
         self.started_fine_tuning = False
         self.rank, self.world_size = distributed_rank_and_world_size()
         self.stop_requested: str|None = None   # set (e.g. by a signal handler) to stop cleanly after the current step
+        self._stop_now = False   # data parallel: some rank asked to stop (set by `_sync_gradients`)
         self.pbar = None
         self.wandb_run = None   # the wandb run to log to; None: the current run (`wandb.log`)
         sae.cfg.sae_lens_training_version = str(__version__)
@@ -352,7 +353,7 @@ def train_on_batch(self:SAETrainer,
     self._begin_finetuning_if_needed()
     self._checkpoint_if_needed()
     if self.pbar is not None: self._update_pbar(out, self.pbar)
-    if (self.stop_requested if self.world_size == 1 else getattr(self, "_stop_now", False)):
+    if (self.stop_requested if self.world_size == 1 else self._stop_now):
         raise InterruptedException(f"interrupted ({self.stop_requested or 'on another rank'}) after step "
                                    f"{self.n_training_steps}")
     return out
