@@ -3,10 +3,17 @@
     bash bench/setup_peers.sh          # once: the peers, each in its own venv under bench/.venvs
     python bench/run.py                # every case, 3 runs each, medians; one JSON line per case
     python bench/run.py --only step --runs 5
+    python bench/run.py --only trained     # the step from a trained SAE's weights (standard, jumprelu, gated)
 
 `tokens_per_cpu_s` divides by the process's CPU time instead of wall time: with `--threads 1` it is the figure to
 trust on a machine where other work runs. Each measurement is a fresh process (`bench/worker.py`) with the library's own Python; the runs of the libraries
 are interleaved (saenb, SAELens, sparsify, saenb, ...) so that a slow patch of a noisy machine hits all of them.
+
+The `step` cases start from freshly initialised SAEs, where about half the ReLU-family features fire. A real run
+spends nearly all its steps at a trained SAE's sparsity (here L0 of a few dozen of 4096), which is what the `trained`
+cases measure: `worker.py pretrain` trains a standard SAE once with saenb (1,500 steps of 1,024 tokens, saved under
+bench/.cache; L0 about 23 of 4096), and every library then takes its steps from those weights, for gated and JumpReLU
+converted to their parameters (`worker.trained_start`).
 """
 from __future__ import annotations
 import argparse, json, os, statistics, subprocess, sys
@@ -14,6 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 VENVS = HERE / ".venvs"
+CACHE = HERE / ".cache"
 
 
 def worker(python: str, args: list[str]) -> dict:
@@ -32,6 +40,10 @@ def cases(a) -> list[tuple[str, list[str], list[str]]]:
             out.append((f"step/{arch}/4096", ["step", "--arch", arch, "--d-sae", "4096"],
                         ["saenb", "saelens"] + (["sparsify"] if arch == "topk" else [])))
         out.append(("step/topk/16384", ["step", "--arch", "topk", "--d-sae", "16384"], ["saenb", "saelens", "sparsify"]))
+    if "trained" in a.only:
+        for arch in ("standard", "jumprelu", "gated"):
+            out.append((f"step_trained/{arch}/4096", ["step", "--arch", arch, "--init", str(CACHE / "standard-4096.pt")],
+                        ["saenb", "saelens"]))
     if "bf16" in a.only:
         for arch in ("standard", "topk"):
             out.append((f"bf16_step/{arch}/4096", ["step", "--arch", arch, "--autocast"], ["saenb"]))
@@ -63,7 +75,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--tokens", type=int, default=200_000, help="tokens per end-to-end run")
-    p.add_argument("--only", nargs="+", default=["step", "bf16", "e2e", "acts"], choices=["step", "bf16", "e2e", "acts"])
+    p.add_argument("--only", nargs="+", default=["step", "trained", "bf16", "e2e", "acts"], choices=["step", "trained", "bf16", "e2e", "acts"])
     p.add_argument("--threads", type=int, default=None, help="torch threads in each worker (default: torch's)")
     p.add_argument("--saenb-python", default=sys.executable)
     p.add_argument("--saelens-python", default=str(VENVS / "saelens/bin/python"))
@@ -74,6 +86,11 @@ def main():
     for lib, py in pythons.items():
         if not Path(py).exists(): raise SystemExit(f"--{lib}-python={py} does not exist: run bash bench/setup_peers.sh")
     for name, args, libs in cases(a):
+        if "--init" in args and not Path(args[args.index("--init") + 1]).exists():
+            init = args[args.index("--init") + 1]
+            print(f"# pretraining {init} (once)", file=sys.stderr, flush=True)
+            print(json.dumps({**worker(a.saenb_python, ["pretrain", "--lib", "saenb", "--steps", "1500", "--init", init]),
+                              "case": "pretrain/standard"}), flush=True)
         results = {lib: [] for lib in libs}
         for run in range(1 if args[0] == "loss" else a.runs):
             for lib in libs:

@@ -8,9 +8,12 @@ torch, the library itself and, for the end-to-end cases, transformer_lens and da
     python bench/worker.py e2e  --lib saelens --arch standard --tokens 200000
     python bench/worker.py acts --lib saenb
     python bench/worker.py loss --lib saenb --arch standard --autocast
+    python bench/worker.py pretrain --lib saenb --steps 1500 --init bench/.cache/standard-4096.pt
+    python bench/worker.py step --lib saelens --arch jumprelu --init bench/.cache/standard-4096.pt
 """
 from __future__ import annotations
-import argparse, json, os, resource, sys, tempfile, time
+import argparse, json, math, os, resource, sys, tempfile, time
+from pathlib import Path
 import torch
 
 D_IN, BATCH, K = 512, 4096, 32
@@ -21,27 +24,27 @@ def peak_rss_mb() -> float:
 
 
 def synthetic_batch(n: int, d: int, seed: int) -> torch.Tensor:
-    "Sparse combinations of 1024 random unit directions plus noise: activations an SAE can learn."
-    g = torch.Generator().manual_seed(seed)
-    dirs = torch.randn(1024, d, generator=g)
+    "Sparse combinations of 1024 random unit directions (the same for every seed) plus noise: activations an SAE can learn."
+    dirs = torch.randn(1024, d, generator=torch.Generator().manual_seed(0))
     dirs /= dirs.norm(dim=-1, keepdim=True)
+    g = torch.Generator().manual_seed(1 + seed)
     codes = (torch.rand(n, 1024, generator=g) < 16 / 1024) * torch.rand(n, 1024, generator=g) * 4
     return codes @ dirs + 0.05 * torch.randn(n, d, generator=g)
 
 
 # ---- one training step, per library -------------------------------------------------------------------------
 
-def runner_cfg_kwargs(arch: str, d_sae: int, autocast: bool, n_steps: int) -> dict:
+def runner_cfg_kwargs(arch: str, d_sae: int, autocast: bool, n_steps: int, batch: int = BATCH) -> dict:
     kw = dict(model_name="tiny", hook_name="blocks.0.hook_mlp_out", hook_layer=0, d_in=D_IN, d_sae=d_sae,
-              architecture=arch, train_batch_size_tokens=BATCH,
-              training_tokens=BATCH * n_steps, device="cpu", log_to_wandb=False, autocast=autocast,
+              architecture=arch, train_batch_size_tokens=batch,
+              training_tokens=batch * n_steps, device="cpu", log_to_wandb=False, autocast=autocast,
               dataset_path="unused", is_dataset_tokenized=True, context_size=128, n_checkpoints=0, l1_coefficient=1.0)
     if arch == "topk": kw.update(activation_fn="topk", activation_fn_kwargs={"k": K})
     return kw
 
 
-def lens_trainer(lib: str, arch: str, d_sae: int, autocast: bool, n_steps: int):
-    "An (SAE, step function) pair using the library's own trainer step (SAELens 5.6 and saenb share the API)."
+def lens_trainer(lib: str, arch: str, d_sae: int, autocast: bool, n_steps: int, batch: int = BATCH, init: str | None = None):
+    "A step function using the library's own trainer step (SAELens 5.6 and saenb share the API), and the SAE."
     if lib == "saenb":
         from saenb.config import LanguageModelSAERunnerConfig
         from saenb.training_sae import TrainingSAE, TrainingSAEConfig
@@ -50,14 +53,27 @@ def lens_trainer(lib: str, arch: str, d_sae: int, autocast: bool, n_steps: int):
         from sae_lens import LanguageModelSAERunnerConfig
         from sae_lens.training.training_sae import TrainingSAE, TrainingSAEConfig
         from sae_lens.training.sae_trainer import SAETrainer
-    cfg = LanguageModelSAERunnerConfig(**runner_cfg_kwargs(arch, d_sae, autocast, n_steps))
+    cfg = LanguageModelSAERunnerConfig(**runner_cfg_kwargs(arch, d_sae, autocast, n_steps, batch))
     sae = TrainingSAE(TrainingSAEConfig.from_sae_runner_config(cfg))
+    if init: sae.load_state_dict(trained_start(arch, init))   # the same parameter names in both libraries
     trainer = SAETrainer(model=None, sae=sae, activation_store=None, save_checkpoint_fn=lambda *a, **k: None, cfg=cfg)
     def step(x):
         out = trainer._train_step(sae=sae, sae_in=x)
         trainer.n_training_steps += 1
-        return out.loss
-    return step
+        return out
+    return step, sae
+
+
+def trained_start(arch: str, path: str) -> dict:
+    """The trained standard SAE saved at `path` in `arch`'s parameters: as is (standard), the gated SAE computing the same
+    function (gate and magnitude biases b_enc, r_mag 0), or a JumpReLU SAE with its threshold at 0.001 (its default
+    initial threshold), so each starts with a trained SAE's weights and sparsity."""
+    sd = torch.load(path)
+    if arch == "gated":
+        return dict(W_enc=sd["W_enc"], b_gate=sd["b_enc"], r_mag=torch.zeros_like(sd["b_enc"]), b_mag=sd["b_enc"],
+                    W_dec=sd["W_dec"], b_dec=sd["b_dec"])
+    if arch == "jumprelu": return {**sd, "log_threshold": torch.full_like(sd["b_enc"], math.log(1e-3))}
+    return sd
 
 
 def sparsify_trainer(d_sae: int, n_steps: int):
@@ -82,22 +98,40 @@ def sparsify_trainer(d_sae: int, n_steps: int):
     return step
 
 
-def make_step(lib, arch, d_sae, autocast, n_steps):
+def make_step(lib, arch, d_sae, autocast, n_steps, init=None):
+    "A function taking one training step on a batch and returning its loss."
     if lib == "sparsify":
-        if arch != "topk": raise SystemExit("sparsify trains TopK SAEs only")
+        if arch != "topk" or init: raise SystemExit("sparsify trains TopK SAEs only, from initialisation")
         return sparsify_trainer(d_sae, n_steps)
-    return lens_trainer(lib, arch, d_sae, autocast, n_steps)
+    step, _ = lens_trainer(lib, arch, d_sae, autocast, n_steps, init=init)
+    return lambda x: step(x).loss
 
 
 def cmd_step(a):
     torch.manual_seed(0)
-    step = make_step(a.lib, a.arch, a.d_sae, a.autocast, a.warmup + a.steps)
+    step = make_step(a.lib, a.arch, a.d_sae, a.autocast, a.warmup + a.steps, a.init)
     xs = [synthetic_batch(BATCH, D_IN, seed=i) for i in range(2)]
     for i in range(a.warmup): step(xs[i % 2])
     t, c = time.perf_counter(), time.process_time()
     for i in range(a.steps): loss = step(xs[i % 2]).detach()
     dt, dc = time.perf_counter() - t, time.process_time() - c
-    return dict(tokens_per_s=a.steps * BATCH / dt, tokens_per_cpu_s=a.steps * BATCH / dc, final_loss=float(loss))
+    return dict(tokens_per_s=a.steps * BATCH / dt, tokens_per_cpu_s=a.steps * BATCH / dc, final_loss=float(loss),
+                start="trained" if a.init else "init")
+
+
+def cmd_pretrain(a):
+    """Train a standard saenb SAE for `--steps` steps of 1024 fresh tokens and save its weights to `--init`: the trained start
+    of the step cases, where a standard, gated or JumpReLU SAE fires as few features as it does in a real run."""
+    if a.lib != "saenb": raise SystemExit("pretrain: --lib saenb")
+    from tqdm.auto import tqdm
+    torch.manual_seed(0)
+    step, sae = lens_trainer("saenb", "standard", a.d_sae, False, a.steps, batch=1024)
+    for i in tqdm(range(a.steps), desc="pretraining a standard SAE", mininterval=10):
+        out = step(synthetic_batch(1024, D_IN, seed=1000 + i))
+    Path(a.init).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(sae.state_dict(), a.init + ".tmp")
+    os.replace(a.init + ".tmp", a.init)
+    return dict(l0=float((out.feature_acts > 0).sum(-1).float().mean()), mse_loss=float(out.losses["mse_loss"]))
 
 
 def cmd_loss(a):
@@ -119,34 +153,44 @@ def tiny_lm():
 
 
 def token_dataset(n_tokens: int):
+    "Random token contexts: enough for `n_tokens` of training plus the buffer's never-served storage half, so no run restarts its dataset."
     from datasets import Dataset
     g = torch.Generator().manual_seed(0)
-    rows = n_tokens // 128 + 64
+    rows = n_tokens // 128 + 20 * 32 + 64
     return Dataset.from_dict({"tokens": torch.randint(1, 8192, (rows, 128), generator=g).tolist()})
 
 
-def e2e_cfg(lib: str, arch: str, d_sae: int, n_tokens: int, out_dir: str):
+def e2e_cfg(lib: str, arch: str, d_sae: int, n_tokens: int, out_dir: str, init: str | None = None):
     kw = runner_cfg_kwargs(arch, d_sae, False, n_tokens // BATCH)
     kw.update(model_name="tiny-random", training_tokens=n_tokens, checkpoint_path=out_dir, prepend_bos=False,
-              store_batch_size_prompts=32, n_batches_in_buffer=20, seed=0)
+              store_batch_size_prompts=32, n_batches_in_buffer=20, seed=0, from_pretrained_path=init)
     if lib == "saenb":
         from saenb.config import LanguageModelSAERunnerConfig
     else: from sae_lens import LanguageModelSAERunnerConfig
     return LanguageModelSAERunnerConfig(**kw)
 
 
-def cmd_e2e(a):
+def cmd_e2e(a, save_to: str | None = None):
+    "A whole `SAETrainingRunner.run()`: activations from the model, training, the final evals and save."
     if a.lib == "saenb": from saenb.training_runner import SAETrainingRunner
     elif a.lib == "saelens": from sae_lens import SAETrainingRunner
     else: raise SystemExit("end to end: saenb or saelens")
     model, ds = tiny_lm(), token_dataset(a.tokens)
     with tempfile.TemporaryDirectory() as d:
-        runner = SAETrainingRunner(e2e_cfg(a.lib, a.arch, a.d_sae, a.tokens, d), override_dataset=ds,
-                                   override_model=model)
+        runner = SAETrainingRunner(e2e_cfg(a.lib, a.arch, a.d_sae, a.tokens, d, a.init if save_to is None else None),
+                                   override_dataset=ds, override_model=model)
         t, c = time.perf_counter(), time.process_time()
-        runner.run()
+        sae = runner.run()
         dt, dc = time.perf_counter() - t, time.process_time() - c
-    return dict(tokens_per_s=a.tokens / dt, tokens_per_cpu_s=a.tokens / dc, seconds=dt)
+    if save_to: sae.save_model(save_to)
+    return dict(tokens_per_s=a.tokens / dt, tokens_per_cpu_s=a.tokens / dc, seconds=dt,
+                start="trained" if a.init and not save_to else "init")
+
+
+def cmd_pretrain_e2e(a):
+    "Train a saenb SAE end to end on the random model for `--tokens` tokens and save it to `--init` (the e2e trained start)."
+    if a.lib != "saenb": raise SystemExit("pretrain_e2e: --lib saenb")
+    return cmd_e2e(a, save_to=a.init)
 
 
 def cmd_acts(a):
@@ -172,7 +216,7 @@ def cmd_acts(a):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("case", choices=["step", "loss", "e2e", "acts"])
+    p.add_argument("case", choices=["step", "loss", "e2e", "acts", "pretrain", "pretrain_e2e"])
     p.add_argument("--lib", choices=["saenb", "saelens", "sparsify"], required=True)
     p.add_argument("--arch", default="standard", choices=["standard", "topk", "jumprelu", "gated"])
     p.add_argument("--d-sae", type=int, default=4096)
@@ -180,10 +224,12 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--tokens", type=int, default=200_000)
     p.add_argument("--autocast", action="store_true")
+    p.add_argument("--init", default=None, help="step: start from these saved weights (made by pretrain); pretrain: save here")
     a = p.parse_args()
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
     result = dict(case=a.case, lib=a.lib, arch=a.arch, d_sae=a.d_sae, autocast=a.autocast)
-    result.update({"step": cmd_step, "loss": cmd_loss, "e2e": cmd_e2e, "acts": cmd_acts}[a.case](a))
+    result.update({"step": cmd_step, "loss": cmd_loss, "e2e": cmd_e2e, "acts": cmd_acts, "pretrain": cmd_pretrain,
+                   "pretrain_e2e": cmd_pretrain_e2e}[a.case](a))
     result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result), flush=True)
 

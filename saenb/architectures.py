@@ -235,6 +235,7 @@ class TrainingTranscoderArchitecture(TrainingStandardArchitecture, TranscoderArc
 class TrainingSkipTranscoderArchitecture(TrainingTranscoderArchitecture, SkipTranscoderArchitecture):
     "Skip transcoder training: as the transcoder, with the skip connection trained too."
     config_class = TrainingTranscoderConfig
+    uses_sparse_code = False # its decoder also reads the input (the skip term)
 
 # %% ../nbs/04b_architectures.ipynb #e154a708
 class TranscoderSplice(HookPoint):

@@ -309,8 +309,11 @@ class GatedArchitecture(Architecture):
         return shared + sae.b_gate > 0
 
     def encode_with_hidden_pre(self, sae, sae_in):
-        shared = centred_linear(sae_in, encoder_centre(sae), sae.W_enc)
-        hidden_pre = sae.hook_sae_acts_pre(shared * sae.r_mag.exp() + sae.b_mag)
+        return self.encode_from_shared(sae, centred_linear(sae_in, encoder_centre(sae), sae.W_enc))
+
+    def encode_from_shared(self, sae, shared:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        "`(feature_acts, hidden_pre)` from the shared product $x_c W_{enc}$; the magnitude pre-activation is `hidden_pre`."
+        hidden_pre = sae.hook_sae_acts_pre(torch.addcmul(sae.b_mag, shared, sae.r_mag.exp()))
         return sae.hook_sae_acts_post(self.gate(sae, shared) * sae.activation_fn(hidden_pre)), hidden_pre
 
 # %% ../nbs/03_sae.ipynb #5bd3ccf7

@@ -19,9 +19,9 @@ from .sae import (SAE, SAEConfig, Architecture, StandardArchitecture, TopKArchit
 
 # %% auto #0
 __all__ = ['TRAINING_ARCHITECTURES', 'TrainingSAEConfig', 'register_training_architecture', 'TrainingArchitecture',
-           'TrainStepOutput', 'TrainingSAE', 'TrainingStandardArchitecture', 'TopKEncoder', 'TrainingTopKArchitecture',
-           'TrainingGatedArchitecture', 'rectangle', 'Step', 'JumpReLU', 'JumpReLUWithL0',
-           'TrainingJumpReLUArchitecture']
+           'TrainStepOutput', 'TrainingSAE', 'CodePattern', 'SampledLinear', 'SparseDecode', 'SparseCodeTraining',
+           'TrainingStandardArchitecture', 'TopKEncoder', 'TrainingTopKArchitecture', 'TrainingGatedArchitecture',
+           'rectangle', 'Step', 'JumpReLU', 'JumpReLUWithL0', 'TrainingJumpReLUArchitecture']
 
 # %% ../nbs/04_training_sae.ipynb #762fc8f9
 @dataclass(kw_only=True)
@@ -96,7 +96,7 @@ class TrainStepOutput:
     hidden_pre: torch.Tensor # pre-activations (after training noise)
     loss: torch.Tensor # the total loss, to call `backward` on
     losses: dict[str, float|torch.Tensor] # each named term: mse_loss, l1_loss, l0_loss, ghost_grad_loss, auxiliary_reconstruction_loss
-    sparse_code: tuple[torch.Tensor, torch.Tensor]|None = None # `(values, indices)` of `feature_acts`, when the encoder made them
+    sparse_code: tuple[torch.Tensor, torch.Tensor]|None = None # `(values, feature indices)` of `feature_acts`, when the encoder made a sparse code
 
     @torch.no_grad()
     def feature_fire_counts(self) -> torch.Tensor:
@@ -210,21 +210,137 @@ def training_forward_pass(self:TrainingSAE, sae_in:torch.Tensor, # a batch of ac
     losses["mse_loss"] = per_item_mse_loss.sum(dim=-1).mean()
     return TrainStepOutput(sae_in=sae_in, sae_out=sae_out, feature_acts=feature_acts, hidden_pre=hidden_pre,
                            loss=sum(losses.values()), losses=losses,
-                           sparse_code=code[1:] if code is not None and code[0] is feature_acts else None)
+                           sparse_code=code[1:3] if code is not None and code[0] is feature_acts else None)
+
+# %% ../nbs/04_training_sae.ipynb #8146da1f
+@dataclass
+class CodePattern:
+    "Where a `[batch, d_sae]` code may be non-zero: `nnz` positions `(rows, cols)` in row-major order."
+    rows: torch.Tensor # `[nnz]`
+    cols: torch.Tensor # `[nnz]`
+    crow: torch.Tensor # `[batch + 1]`: row `b`'s positions are `crow[b]:crow[b+1]` (CSR row offsets)
+    shape: tuple[int, int]
+
+    @classmethod
+    def from_mask(cls, mask:torch.Tensor, # bool `[batch, d_sae]`
+                  max_density:float=1.0, # return None when a larger fraction of `mask` is set
+                 ) -> CodePattern|None:
+        "The positions set in `mask`, or None when there are too many of them for a sparse code to pay."
+        crow = F.pad(mask.sum(dim=1).cumsum(0), (1, 0))
+        if crow[-1] > max_density * mask.numel(): return None
+        rows, cols = mask.nonzero(as_tuple=True)
+        return cls(rows, cols, crow, tuple(mask.shape))
+
+    def csr(self, values:torch.Tensor) -> torch.Tensor:
+        "`values` `[nnz]` at the pattern, as a sparse CSR `[batch, d_sae]` tensor."
+        with warnings.catch_warnings():   # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore")
+            return torch.sparse_csr_tensor(self.crow, self.cols, values, self.shape, check_invariants=False)
+
+    def gather(self, dense:torch.Tensor) -> torch.Tensor: return dense[self.rows, self.cols]
+    def scatter(self, values:torch.Tensor) -> torch.Tensor: return values.new_zeros(self.shape).index_put((self.rows, self.cols), values)
+
+# %% ../nbs/04_training_sae.ipynb #c9592390
+class SampledLinear(torch.autograd.Function):
+    "$(x - c) W + b$ at a `CodePattern`, read off `product`, the dense result already computed; backward in $O(nnz\\, d_{in})$."
+    @staticmethod
+    def forward(ctx, x:torch.Tensor, centre:torch.Tensor|None, W:torch.Tensor, b:torch.Tensor|None,
+                product:torch.Tensor, pattern:CodePattern) -> torch.Tensor:
+        ctx.save_for_backward(x if centre is None else x - centre, W)
+        ctx.pattern = pattern
+        return pattern.gather(product)
+
+    @staticmethod
+    def backward(ctx, g):
+        xc, W = ctx.saved_tensors
+        pattern = ctx.pattern
+        need_x, need_c, need_W, need_b = ctx.needs_input_grad[:4]
+        G = pattern.csr(g)
+        grad_x = G @ W.t() if need_x else None
+        grad_W = (G.t() @ xc).t() if need_W else None
+        g_sum = g.new_zeros(pattern.shape[1]).index_add_(0, pattern.cols, g) if need_b or need_c else None
+        grad_c = -(g_sum @ W.t()) if need_c else None
+        return grad_x, grad_c, grad_W, g_sum if need_b else None, None, None
+
+class SparseDecode(torch.autograd.Function):
+    "$f W$ for a code `values` `[nnz]` laid out by a `CodePattern`: the product and both gradients in $O(nnz\\, d_{in})$."
+    @staticmethod
+    def forward(ctx, values:torch.Tensor, W:torch.Tensor, pattern:CodePattern) -> torch.Tensor:
+        ctx.save_for_backward(values, W)
+        ctx.pattern = pattern
+        return pattern.csr(values) @ W
+
+    @staticmethod
+    def backward(ctx, g):
+        values, W = ctx.saved_tensors
+        code = ctx.pattern.csr(values)
+        grad_values = torch.sparse.sampled_addmm(code, g, W.t(), beta=0.0).values() if ctx.needs_input_grad[0] else None
+        return grad_values, code.t() @ g if ctx.needs_input_grad[1] else None, None
+
+# %% ../nbs/04_training_sae.ipynb #27cacc68
+class SparseCodeTraining:
+    "Mixin for ReLU-family training architectures: a sparse code (decoder and backward in $O(nnz)$) once few features fire."
+    sparse_max_density = 0.05 # use the sparse code when at most this fraction of `[batch, d_sae]` is in its pattern
+    uses_sparse_code = True # False for subclasses whose decoder reads more than the code (skip transcoders)
+
+    def can_use_sparse_code(self, sae, sae_in) -> bool:
+        "Whether a sparse code computes exactly what the generic path would (CPU, fp32/64, no noise, no pre-activation hooks)."
+        return (self.uses_sparse_code and sae._step_cache is not None and sae_in.ndim == 2 and sae_in.device.type == "cpu"
+                and sae.W_enc.dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled("cpu")
+                and not sae.hook_sae_acts_pre._forward_hooks and not (sae.training and sae.cfg.noise_scale > 0))
+
+    def code_pattern(self, mask:torch.Tensor) -> CodePattern|None:
+        "The pattern of `mask` when it is sparse enough to pay."
+        return CodePattern.from_mask(mask, self.sparse_max_density)
+
+    def cache_code(self, sae, values:torch.Tensor, pattern:CodePattern) -> torch.Tensor:
+        "Dense `feature_acts` for the code `values` at `pattern`, which goes to the step cache unless a hook changed it."
+        code = pattern.scatter(values)
+        feature_acts = sae.hook_sae_acts_post(code)
+        if feature_acts is code: sae._step_cache["sparse_code"] = (feature_acts, values, pattern.cols, pattern)
+        return feature_acts
+
+    def cached_code(self, sae, feature_acts:torch.Tensor) -> tuple[torch.Tensor, CodePattern]|None:
+        "`(values, pattern)` when `feature_acts` is this step's sparse code, else None."
+        code = None if sae._step_cache is None else sae._step_cache.get("sparse_code")
+        return (code[1], code[3]) if code is not None and code[0] is feature_acts and len(code) == 4 else None
+
+    def decode_features(self, sae, feature_acts):
+        "The step's own sparse code: `SparseDecode`; any other code: the dense product."
+        code = self.cached_code(sae, feature_acts)
+        if code is None: return super().decode_features(sae, feature_acts)
+        return SparseDecode.apply(code[0], sae.W_dec, code[1])
 
 # %% ../nbs/04_training_sae.ipynb #2bfbf6aa
 @register_training_architecture("standard")
-class TrainingStandardArchitecture(TrainingArchitecture, StandardArchitecture):
+class TrainingStandardArchitecture(SparseCodeTraining, TrainingArchitecture, StandardArchitecture):
     "Standard SAE training: Lp sparsity penalty, optionally ghost grads."
     supports_ghost_grads = True
+
+    def encode_with_hidden_pre(self, sae, sae_in):
+        "A sparse code of the ReLU features when few fire (see above); otherwise the generic encoder."
+        if not (self.can_use_sparse_code(sae, sae_in) and isinstance(sae.activation_fn, nn.ReLU)):
+            return super().encode_with_hidden_pre(sae, sae_in)
+        hidden_pre = self.hidden_pre(sae, sae_in)
+        pattern = self.code_pattern(hidden_pre.detach() > 0)
+        if pattern is None: return sae.hook_sae_acts_post(self.activate(sae, hidden_pre)), hidden_pre
+        # ReLU is the identity on its own positive pattern
+        values = SampledLinear.apply(sae_in, encoder_centre(sae), sae.W_enc, sae.b_enc, hidden_pre.detach(), pattern)
+        return self.cache_code(sae, values, pattern), hidden_pre
 
     def training_losses(self, sae, *, sae_in, sae_out, feature_acts, hidden_pre, per_item_mse_loss,
                         current_l1_coefficient, dead_neuron_mask):
         cfg = sae.cfg
-        weighted = feature_acts * sae.W_dec.norm(dim=1) if cfg.scale_sparsity_penalty_by_decoder_norm else feature_acts
-        # ReLU-family features are >= 0, so their L1 norm is their sum: same value, and a backward with no sign pass
-        l1_is_sum = cfg.lp_norm == 1 and cfg.activation_fn_str in ("relu", "tanh-relu") and fast_kernels_enabled()
-        lp = weighted.sum(dim=-1) if l1_is_sum else weighted.norm(p=cfg.lp_norm, dim=-1)
+        code = self.cached_code(sae, feature_acts)
+        if code is not None and cfg.lp_norm == 1:   # the code's values are its non-zero features, all positive
+            values, pattern = code
+            if cfg.scale_sparsity_penalty_by_decoder_norm: values = values * sae.W_dec.norm(dim=1)[pattern.cols]
+            lp = values.sum() / pattern.shape[0]
+        else:
+            weighted = feature_acts * sae.W_dec.norm(dim=1) if cfg.scale_sparsity_penalty_by_decoder_norm else feature_acts
+            # ReLU-family features are >= 0, so their L1 norm is their sum: same value, and a backward with no sign pass
+            l1_is_sum = cfg.lp_norm == 1 and cfg.activation_fn_str in ("relu", "tanh-relu") and fast_kernels_enabled()
+            lp = weighted.sum(dim=-1) if l1_is_sum else weighted.norm(p=cfg.lp_norm, dim=-1)
         losses = {"l1_loss": (current_l1_coefficient * lp).mean()}
         if cfg.use_ghost_grads and sae.training and dead_neuron_mask is not None:
             losses["ghost_grad_loss"] = self.ghost_grad_loss(sae, sae_in, sae_out, per_item_mse_loss, hidden_pre,
@@ -294,8 +410,9 @@ class TrainingTopKArchitecture(TrainingArchitecture, TopKArchitecture):
         if not self.can_fuse_encoder(sae, sae_in): return super().encode_with_hidden_pre(sae, sae_in)
         values, indices, hidden_pre = TopKEncoder.apply(sae_in, encoder_centre(sae), sae.W_enc, sae.b_enc,
                                                         sae.activation_fn.k)
-        feature_acts = sae.hook_sae_acts_post(torch.zeros_like(hidden_pre).scatter_(-1, indices, values))
-        sae._step_cache["sparse_code"] = (feature_acts, values, indices)
+        code = torch.zeros_like(hidden_pre).scatter_(-1, indices, values)
+        feature_acts = sae.hook_sae_acts_post(code)
+        if feature_acts is code: sae._step_cache["sparse_code"] = (feature_acts, values, indices)   # unless a hook changed it
         return feature_acts, hidden_pre
 
     def can_fuse_encoder(self, sae, sae_in) -> bool:
@@ -330,8 +447,21 @@ class TrainingTopKArchitecture(TrainingArchitecture, TopKArchitecture):
 
 # %% ../nbs/04_training_sae.ipynb #02b772e3
 @register_training_architecture("gated")
-class TrainingGatedArchitecture(TrainingArchitecture, GatedArchitecture):
+class TrainingGatedArchitecture(SparseCodeTraining, TrainingArchitecture, GatedArchitecture):
     "Gated SAE training: decoder-norm-weighted gate sparsity plus reconstruction through the gate path."
+
+    def encode_with_hidden_pre(self, sae, sae_in):
+        "A sparse code on the open gates when few are open; otherwise the generic encoder."
+        if not (self.can_use_sparse_code(sae, sae_in) and isinstance(sae.activation_fn, nn.ReLU)):
+            return super().encode_with_hidden_pre(sae, sae_in)
+        shared = centred_linear(sae_in, encoder_centre(sae), sae.W_enc)
+        pattern = self.code_pattern(shared.detach() + sae.b_gate.detach() > 0)
+        if pattern is None: return self.encode_from_shared(sae, shared)
+        cols = pattern.cols
+        shared_at = SampledLinear.apply(sae_in, encoder_centre(sae), sae.W_enc, None, shared.detach(), pattern)
+        sae._step_cache["pi_gate_code"] = shared_at + sae.b_gate[cols]
+        values = torch.relu(torch.addcmul(sae.b_mag[cols], shared_at, sae.r_mag.exp()[cols]))   # every gate here is open
+        return self.cache_code(sae, values, pattern), torch.addcmul(sae.b_mag, shared, sae.r_mag.exp())
 
     def gate(self, sae, shared):
         "The gate; in a training pass its pre-activation $\\pi_{gate}$ goes to the step cache for the losses."
@@ -341,7 +471,13 @@ class TrainingGatedArchitecture(TrainingArchitecture, GatedArchitecture):
 
     def training_losses(self, sae, *, sae_in, sae_out, feature_acts, hidden_pre, per_item_mse_loss,
                         current_l1_coefficient, dead_neuron_mask):
-        cache = sae._step_cache
+        cache, code = sae._step_cache, self.cached_code(sae, feature_acts)
+        if code is not None and "pi_gate_code" in cache:   # the gate path on the sparse code: open gates only
+            pattern = code[1]
+            gate_act = torch.relu(cache["pi_gate_code"])
+            via_gate = SparseDecode.apply(gate_act, sae.W_dec, pattern) + sae.b_dec
+            return {"auxiliary_reconstruction_loss": (via_gate - sae_in).pow(2).sum(dim=-1).mean(),
+                    "l1_loss": current_l1_coefficient * (gate_act * sae.W_dec.norm(dim=1)[pattern.cols]).sum() / pattern.shape[0]}
         if cache is not None and "pi_gate" in cache: pi_gate = cache["pi_gate"]   # the encoder's, not a second matmul
         else: pi_gate = centred_linear(sae._encoder_input(sae_in), encoder_centre(sae), sae.W_enc, sae.b_gate)
         pi_gate_act = torch.relu(pi_gate)
@@ -404,7 +540,7 @@ class JumpReLUWithL0(torch.autograd.Function):
 
 # %% ../nbs/04_training_sae.ipynb #a91af143
 @register_training_architecture("jumprelu")
-class TrainingJumpReLUArchitecture(TrainingArchitecture, JumpReLUArchitecture):
+class TrainingJumpReLUArchitecture(SparseCodeTraining, TrainingArchitecture, JumpReLUArchitecture):
     "JumpReLU training: threshold learned as log_threshold, L0 penalty through the Step straight-through estimator."
     feature_scaled_params = ("b_enc",)   # the threshold is folded in log space
 
@@ -414,6 +550,19 @@ class TrainingJumpReLUArchitecture(TrainingArchitecture, JumpReLUArchitecture):
     def init_params(self, sae):
         super().init_params(sae)
         with torch.no_grad(): sae.log_threshold.fill_(math.log(sae.cfg.jumprelu_init_threshold))
+
+    def encode_with_hidden_pre(self, sae, sae_in):
+        "A sparse code when few features are above (or just below) threshold; otherwise the generic encoder."
+        if not self.can_use_sparse_code(sae, sae_in): return super().encode_with_hidden_pre(sae, sae_in)
+        hidden_pre = self.hidden_pre(sae, sae_in)
+        threshold, bandwidth = sae.log_threshold.exp(), sae.cfg.jumprelu_bandwidth
+        # active features, and those close enough below threshold for the kernel K((z - theta) / eps) to be non-zero
+        pattern = self.code_pattern(hidden_pre.detach() > threshold.detach() - bandwidth)
+        if pattern is None: return sae.hook_sae_acts_post(self.activate(sae, hidden_pre)), hidden_pre
+        pre = SampledLinear.apply(sae_in, encoder_centre(sae), sae.W_enc, sae.b_enc, hidden_pre.detach(), pattern)
+        values, l0 = JumpReLUWithL0.apply(pre, threshold[pattern.cols], bandwidth)
+        sae._step_cache["l0"] = (hidden_pre, l0 / pattern.shape[0])   # the batch's mean L0
+        return self.cache_code(sae, values, pattern), hidden_pre
 
     def activate(self, sae, hidden_pre):
         "JumpReLU; in a training pass one fused function also counts each row's L0 for the loss (step cache)."
