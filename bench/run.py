@@ -4,6 +4,7 @@
     python bench/run.py                # every case, 3 runs each, medians; one JSON line per case
     python bench/run.py --only step --runs 5
     python bench/run.py --only trained     # the step from a trained SAE's weights (standard, jumprelu, gated)
+    python bench/run.py --only density     # saenb's sparse code against its dense path at 1% to 12% active features
 
 `tokens_per_cpu_s` divides by the process's CPU time instead of wall time: with `--threads 1` it is the figure to
 trust on a machine where other work runs. Each measurement is a fresh process (`bench/worker.py`) with the library's own Python; the runs of the libraries
@@ -44,6 +45,9 @@ def cases(a) -> list[tuple[str, list[str], list[str]]]:
         for arch in ("standard", "jumprelu", "gated"):
             out.append((f"step_trained/{arch}/4096", ["step", "--arch", arch, "--init", str(CACHE / "standard-4096.pt")],
                         ["saenb", "saelens"]))
+    if "density" in a.only:
+        for density in (0.01, 0.03, 0.05, 0.08, 0.12):
+            out.append((f"density/{density}", ["density", "--density", str(density)], ["saenb"]))
     if "bf16" in a.only:
         for arch in ("standard", "topk"):
             out.append((f"bf16_step/{arch}/4096", ["step", "--arch", arch, "--autocast"], ["saenb"]))
@@ -61,7 +65,8 @@ def summarise(name: str, results: dict[str, list[dict]]) -> dict:
     "Medians per library, and saenb's ratio to each peer."
     line = {"case": name, "runs": len(results["saenb"])}
     for lib, rs in results.items():
-        for key in ("tokens_per_s", "tokens_per_cpu_s", "final_loss", "model_forward_floor_tokens_per_s", "fraction_of_floor", "peak_rss_mb"):
+        for key in ("tokens_per_s", "tokens_per_cpu_s", "final_loss", "density", "dense_tokens_per_s", "sparse_tokens_per_s",
+                    "model_forward_floor_tokens_per_s", "fraction_of_floor", "peak_rss_mb"):
             if key in rs[0]: line[f"{lib}_{key}"] = round(statistics.median(r[key] for r in rs), 4)
     for peer in ("saelens", "sparsify"):
         for rate in ("tokens_per_s", "tokens_per_cpu_s"):
@@ -75,7 +80,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--tokens", type=int, default=200_000, help="tokens per end-to-end run")
-    p.add_argument("--only", nargs="+", default=["step", "trained", "bf16", "e2e", "acts"], choices=["step", "trained", "bf16", "e2e", "acts"])
+    p.add_argument("--only", nargs="+", default=["step", "trained", "bf16", "e2e", "acts"], choices=["step", "trained", "density", "bf16", "e2e", "acts"])
     p.add_argument("--threads", type=int, default=None, help="torch threads in each worker (default: torch's)")
     p.add_argument("--saenb-python", default=sys.executable)
     p.add_argument("--saelens-python", default=str(VENVS / "saelens/bin/python"))
@@ -95,8 +100,9 @@ def main():
         for run in range(1 if args[0] == "loss" else a.runs):
             for lib in libs:
                 results[lib].append(worker(pythons[lib], [*args, "--lib", lib]))
-                print(f"# {name} run {run + 1} {lib}: {results[lib][-1].get('tokens_per_s', results[lib][-1].get('final_loss')):.4g}",
-                      file=sys.stderr, flush=True)
+                r = results[lib][-1]
+                shown = next(r[k] for k in ("tokens_per_s", "final_loss", "sparse_tokens_per_s") if k in r)
+                print(f"# {name} run {run + 1} {lib}: {shown:.4g}", file=sys.stderr, flush=True)
         print(json.dumps(summarise(name, results)), flush=True)
 
 

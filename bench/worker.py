@@ -134,6 +134,29 @@ def cmd_pretrain(a):
     return dict(l0=float((out.feature_acts > 0).sum(-1).float().mean()), mse_loss=float(out.losses["mse_loss"]))
 
 
+def cmd_density(a):
+    """saenb's standard step with the sparse code on and off, at a set fraction `--density` of active features (the
+    encoder bias puts each feature's threshold at that quantile of its pre-activations): where the sparse code pays."""
+    if a.lib != "saenb": raise SystemExit("density: --lib saenb")
+    step, sae = lens_trainer("saenb", "standard", a.d_sae, False, a.warmup + a.steps, init=a.init)
+    xs = [synthetic_batch(BATCH, D_IN, seed=i) for i in range(2)]
+    with torch.no_grad():
+        pre = (xs[0] - sae.b_dec) @ sae.W_enc
+        sae.b_enc.copy_(-pre.quantile(1 - a.density, dim=0))
+    start = {k: v.clone() for k, v in sae.state_dict().items()}
+    rates = {}
+    for mode, max_density in (("dense", 0.0), ("sparse", 1.0)):
+        sae.arch.sparse_max_density = max_density
+        seconds = 0.0
+        for i in range(a.warmup + a.steps):
+            sae.load_state_dict(start)   # every step at the set density (training would lower it), untimed
+            t = time.perf_counter()
+            out = step(xs[i % 2])
+            if i >= a.warmup: seconds += time.perf_counter() - t
+        rates[f"{mode}_tokens_per_s"] = a.steps * BATCH / seconds
+    return dict(density=float((out.feature_acts > 0).float().mean()), **rates)
+
+
 def cmd_loss(a):
     "Loss after `--steps` steps on fixed synthetic data (fp32 vs bf16 autocast comparison)."
     torch.manual_seed(0)
@@ -216,7 +239,7 @@ def cmd_acts(a):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("case", choices=["step", "loss", "e2e", "acts", "pretrain", "pretrain_e2e"])
+    p.add_argument("case", choices=["step", "loss", "e2e", "acts", "pretrain", "pretrain_e2e", "density"])
     p.add_argument("--lib", choices=["saenb", "saelens", "sparsify"], required=True)
     p.add_argument("--arch", default="standard", choices=["standard", "topk", "jumprelu", "gated"])
     p.add_argument("--d-sae", type=int, default=4096)
@@ -224,12 +247,13 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--tokens", type=int, default=200_000)
     p.add_argument("--autocast", action="store_true")
+    p.add_argument("--density", type=float, default=0.05, help="density: fraction of features active")
     p.add_argument("--init", default=None, help="step: start from these saved weights (made by pretrain); pretrain: save here")
     a = p.parse_args()
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
     result = dict(case=a.case, lib=a.lib, arch=a.arch, d_sae=a.d_sae, autocast=a.autocast)
     result.update({"step": cmd_step, "loss": cmd_loss, "e2e": cmd_e2e, "acts": cmd_acts, "pretrain": cmd_pretrain,
-                   "pretrain_e2e": cmd_pretrain_e2e}[a.case](a))
+                   "pretrain_e2e": cmd_pretrain_e2e, "density": cmd_density}[a.case](a))
     result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result), flush=True)
 

@@ -280,7 +280,7 @@ class SparseDecode(torch.autograd.Function):
 # %% ../nbs/04_training_sae.ipynb #27cacc68
 class SparseCodeTraining:
     "Mixin for ReLU-family training architectures: a sparse code (decoder and backward in $O(nnz)$) once few features fire."
-    sparse_max_density = 0.05 # use the sparse code when at most this fraction of `[batch, d_sae]` is in its pattern
+    sparse_max_density = 0.04 # use the sparse code when at most this fraction of `[batch, d_sae]` is in its pattern
     uses_sparse_code = True # False for subclasses whose decoder reads more than the code (skip transcoders)
 
     def can_use_sparse_code(self, sae, sae_in) -> bool:
@@ -289,9 +289,11 @@ class SparseCodeTraining:
                 and sae.W_enc.dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled("cpu")
                 and not sae.hook_sae_acts_pre._forward_hooks and not (sae.training and sae.cfg.noise_scale > 0))
 
-    def code_pattern(self, mask:torch.Tensor) -> CodePattern|None:
-        "The pattern of `mask` when it is sparse enough to pay."
-        return CodePattern.from_mask(mask, self.sparse_max_density)
+    def code_pattern(self, pre:torch.Tensor, threshold:torch.Tensor|float) -> CodePattern|None:
+        "The pattern of `pre > threshold` when it is sparse enough to pay; a probe of 256 rows skips the count when far too dense."
+        pre = pre.detach()
+        if (pre[:256] > threshold).float().mean() > 2 * self.sparse_max_density: return None
+        return CodePattern.from_mask(pre > threshold, self.sparse_max_density)
 
     def cache_code(self, sae, values:torch.Tensor, pattern:CodePattern) -> torch.Tensor:
         "Dense `feature_acts` for the code `values` at `pattern`, which goes to the step cache unless a hook changed it."
@@ -322,7 +324,7 @@ class TrainingStandardArchitecture(SparseCodeTraining, TrainingArchitecture, Sta
         if not (self.can_use_sparse_code(sae, sae_in) and isinstance(sae.activation_fn, nn.ReLU)):
             return super().encode_with_hidden_pre(sae, sae_in)
         hidden_pre = self.hidden_pre(sae, sae_in)
-        pattern = self.code_pattern(hidden_pre.detach() > 0)
+        pattern = self.code_pattern(hidden_pre, 0.0)
         if pattern is None: return sae.hook_sae_acts_post(self.activate(sae, hidden_pre)), hidden_pre
         # ReLU is the identity on its own positive pattern
         values = SampledLinear.apply(sae_in, encoder_centre(sae), sae.W_enc, sae.b_enc, hidden_pre.detach(), pattern)
@@ -455,7 +457,7 @@ class TrainingGatedArchitecture(SparseCodeTraining, TrainingArchitecture, GatedA
         if not (self.can_use_sparse_code(sae, sae_in) and isinstance(sae.activation_fn, nn.ReLU)):
             return super().encode_with_hidden_pre(sae, sae_in)
         shared = centred_linear(sae_in, encoder_centre(sae), sae.W_enc)
-        pattern = self.code_pattern(shared.detach() + sae.b_gate.detach() > 0)
+        pattern = self.code_pattern(shared, -sae.b_gate.detach())   # the open gates: shared + b_gate > 0
         if pattern is None: return self.encode_from_shared(sae, shared)
         cols = pattern.cols
         shared_at = SampledLinear.apply(sae_in, encoder_centre(sae), sae.W_enc, None, shared.detach(), pattern)
@@ -557,7 +559,7 @@ class TrainingJumpReLUArchitecture(SparseCodeTraining, TrainingArchitecture, Jum
         hidden_pre = self.hidden_pre(sae, sae_in)
         threshold, bandwidth = sae.log_threshold.exp(), sae.cfg.jumprelu_bandwidth
         # active features, and those close enough below threshold for the kernel K((z - theta) / eps) to be non-zero
-        pattern = self.code_pattern(hidden_pre.detach() > threshold.detach() - bandwidth)
+        pattern = self.code_pattern(hidden_pre, threshold.detach() - bandwidth)
         if pattern is None: return sae.hook_sae_acts_post(self.activate(sae, hidden_pre)), hidden_pre
         pre = SampledLinear.apply(sae_in, encoder_centre(sae), sae.W_enc, sae.b_enc, hidden_pre.detach(), pattern)
         values, l0 = JumpReLUWithL0.apply(pre, threshold[pattern.cols], bandwidth)
