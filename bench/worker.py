@@ -183,37 +183,29 @@ def token_dataset(n_tokens: int):
     return Dataset.from_dict({"tokens": torch.randint(1, 8192, (rows, 128), generator=g).tolist()})
 
 
-def e2e_cfg(lib: str, arch: str, d_sae: int, n_tokens: int, out_dir: str, init: str | None = None):
+def e2e_cfg(lib: str, arch: str, d_sae: int, n_tokens: int, out_dir: str):
     kw = runner_cfg_kwargs(arch, d_sae, False, n_tokens // BATCH)
     kw.update(model_name="tiny-random", training_tokens=n_tokens, checkpoint_path=out_dir, prepend_bos=False,
-              store_batch_size_prompts=32, n_batches_in_buffer=20, seed=0, from_pretrained_path=init)
+              store_batch_size_prompts=32, n_batches_in_buffer=20, seed=0)
     if lib == "saenb":
         from saenb.config import LanguageModelSAERunnerConfig
     else: from sae_lens import LanguageModelSAERunnerConfig
     return LanguageModelSAERunnerConfig(**kw)
 
 
-def cmd_e2e(a, save_to: str | None = None):
+def cmd_e2e(a):
     "A whole `SAETrainingRunner.run()`: activations from the model, training, the final evals and save."
     if a.lib == "saenb": from saenb.training_runner import SAETrainingRunner
     elif a.lib == "saelens": from sae_lens import SAETrainingRunner
     else: raise SystemExit("end to end: saenb or saelens")
     model, ds = tiny_lm(), token_dataset(a.tokens)
     with tempfile.TemporaryDirectory() as d:
-        runner = SAETrainingRunner(e2e_cfg(a.lib, a.arch, a.d_sae, a.tokens, d, a.init if save_to is None else None),
-                                   override_dataset=ds, override_model=model)
+        runner = SAETrainingRunner(e2e_cfg(a.lib, a.arch, a.d_sae, a.tokens, d), override_dataset=ds,
+                                   override_model=model)
         t, c = time.perf_counter(), time.process_time()
-        sae = runner.run()
+        runner.run()
         dt, dc = time.perf_counter() - t, time.process_time() - c
-    if save_to: sae.save_model(save_to)
-    return dict(tokens_per_s=a.tokens / dt, tokens_per_cpu_s=a.tokens / dc, seconds=dt,
-                start="trained" if a.init and not save_to else "init")
-
-
-def cmd_pretrain_e2e(a):
-    "Train a saenb SAE end to end on the random model for `--tokens` tokens and save it to `--init` (the e2e trained start)."
-    if a.lib != "saenb": raise SystemExit("pretrain_e2e: --lib saenb")
-    return cmd_e2e(a, save_to=a.init)
+    return dict(tokens_per_s=a.tokens / dt, tokens_per_cpu_s=a.tokens / dc, seconds=dt)
 
 
 def cmd_acts(a):
@@ -239,7 +231,7 @@ def cmd_acts(a):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("case", choices=["step", "loss", "e2e", "acts", "pretrain", "pretrain_e2e", "density"])
+    p.add_argument("case", choices=["step", "loss", "e2e", "acts", "pretrain", "density"])
     p.add_argument("--lib", choices=["saenb", "saelens", "sparsify"], required=True)
     p.add_argument("--arch", default="standard", choices=["standard", "topk", "jumprelu", "gated"])
     p.add_argument("--d-sae", type=int, default=4096)
@@ -253,7 +245,7 @@ def main():
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
     result = dict(case=a.case, lib=a.lib, arch=a.arch, d_sae=a.d_sae, autocast=a.autocast)
     result.update({"step": cmd_step, "loss": cmd_loss, "e2e": cmd_e2e, "acts": cmd_acts, "pretrain": cmd_pretrain,
-                   "pretrain_e2e": cmd_pretrain_e2e, "density": cmd_density}[a.case](a))
+                   "density": cmd_density}[a.case](a))
     result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result), flush=True)
 

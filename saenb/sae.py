@@ -311,9 +311,13 @@ class GatedArchitecture(Architecture):
     def encode_with_hidden_pre(self, sae, sae_in):
         return self.encode_from_shared(sae, centred_linear(sae_in, encoder_centre(sae), sae.W_enc))
 
+    def magnitude(self, sae, shared:torch.Tensor) -> torch.Tensor:
+        "The magnitude pre-activation $x_c W_{enc} e^{r_{mag}} + b_{mag}$, from the shared product $x_c W_{enc}$."
+        return torch.addcmul(sae.b_mag, shared, sae.r_mag.exp())
+
     def encode_from_shared(self, sae, shared:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         "`(feature_acts, hidden_pre)` from the shared product $x_c W_{enc}$; the magnitude pre-activation is `hidden_pre`."
-        hidden_pre = sae.hook_sae_acts_pre(torch.addcmul(sae.b_mag, shared, sae.r_mag.exp()))
+        hidden_pre = sae.hook_sae_acts_pre(self.magnitude(sae, shared))
         return sae.hook_sae_acts_post(self.gate(sae, shared) * sae.activation_fn(hidden_pre)), hidden_pre
 
 # %% ../nbs/03_sae.ipynb #5bd3ccf7

@@ -305,7 +305,7 @@ class SparseCodeTraining:
     def cached_code(self, sae, feature_acts:torch.Tensor) -> tuple[torch.Tensor, CodePattern]|None:
         "`(values, pattern)` when `feature_acts` is this step's sparse code, else None."
         code = None if sae._step_cache is None else sae._step_cache.get("sparse_code")
-        return (code[1], code[3]) if code is not None and code[0] is feature_acts and len(code) == 4 else None
+        return (code[1], code[3]) if code is not None and code[0] is feature_acts else None
 
     def decode_features(self, sae, feature_acts):
         "The step's own sparse code: `SparseDecode`; any other code: the dense product."
@@ -463,7 +463,7 @@ class TrainingGatedArchitecture(SparseCodeTraining, TrainingArchitecture, GatedA
         shared_at = SampledLinear.apply(sae_in, encoder_centre(sae), sae.W_enc, None, shared.detach(), pattern)
         sae._step_cache["pi_gate_code"] = shared_at + sae.b_gate[cols]
         values = torch.relu(torch.addcmul(sae.b_mag[cols], shared_at, sae.r_mag.exp()[cols]))   # every gate here is open
-        return self.cache_code(sae, values, pattern), torch.addcmul(sae.b_mag, shared, sae.r_mag.exp())
+        return self.cache_code(sae, values, pattern), self.magnitude(sae, shared)
 
     def gate(self, sae, shared):
         "The gate; in a training pass its pre-activation $\\pi_{gate}$ goes to the step cache for the losses."
@@ -473,19 +473,20 @@ class TrainingGatedArchitecture(SparseCodeTraining, TrainingArchitecture, GatedA
 
     def training_losses(self, sae, *, sae_in, sae_out, feature_acts, hidden_pre, per_item_mse_loss,
                         current_l1_coefficient, dead_neuron_mask):
-        cache, code = sae._step_cache, self.cached_code(sae, feature_acts)
+        cache, code, norms = sae._step_cache, self.cached_code(sae, feature_acts), sae.W_dec.norm(dim=1)
         if code is not None and "pi_gate_code" in cache:   # the gate path on the sparse code: open gates only
             pattern = code[1]
             gate_act = torch.relu(cache["pi_gate_code"])
-            via_gate = SparseDecode.apply(gate_act, sae.W_dec, pattern) + sae.b_dec
-            return {"auxiliary_reconstruction_loss": (via_gate - sae_in).pow(2).sum(dim=-1).mean(),
-                    "l1_loss": current_l1_coefficient * (gate_act * sae.W_dec.norm(dim=1)[pattern.cols]).sum() / pattern.shape[0]}
-        if cache is not None and "pi_gate" in cache: pi_gate = cache["pi_gate"]   # the encoder's, not a second matmul
-        else: pi_gate = centred_linear(sae._encoder_input(sae_in), encoder_centre(sae), sae.W_enc, sae.b_gate)
-        pi_gate_act = torch.relu(pi_gate)
-        via_gate = pi_gate_act @ sae.W_dec + sae.b_dec
-        return {"auxiliary_reconstruction_loss": (via_gate - sae_in).pow(2).sum(dim=-1).mean(),
-                "l1_loss": current_l1_coefficient * (pi_gate_act * sae.W_dec.norm(dim=1)).sum(dim=-1).mean()}
+            via_gate = SparseDecode.apply(gate_act, sae.W_dec, pattern)
+            penalty = (gate_act * norms[pattern.cols]).sum() / pattern.shape[0]
+        else:
+            if cache is not None and "pi_gate" in cache: pi_gate = cache["pi_gate"]   # the encoder's, not a second matmul
+            else: pi_gate = centred_linear(sae._encoder_input(sae_in), encoder_centre(sae), sae.W_enc, sae.b_gate)
+            gate_act = torch.relu(pi_gate)
+            via_gate = gate_act @ sae.W_dec
+            penalty = (gate_act * norms).sum(dim=-1).mean()
+        return {"auxiliary_reconstruction_loss": (via_gate + sae.b_dec - sae_in).pow(2).sum(dim=-1).mean(),
+                "l1_loss": current_l1_coefficient * penalty}
 
 # %% ../nbs/04_training_sae.ipynb #8eab29dd
 def rectangle(x:torch.Tensor) -> torch.Tensor:
