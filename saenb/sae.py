@@ -162,9 +162,10 @@ def encoder_centre(sae) -> torch.Tensor|None:
 class CentredLinear(torch.autograd.Function):
     "$(x - c) W + b$ whose backward skips the `[batch, d_in]` input gradient unless `x` itself needs it."
     @staticmethod
-    def forward(ctx, x:torch.Tensor, centre:torch.Tensor|None, W:torch.Tensor, b:torch.Tensor|None) -> torch.Tensor:
+    def forward(ctx, x:torch.Tensor, centre:torch.Tensor|None, W:torch.Tensor, b:torch.Tensor|None,
+                out:torch.Tensor|None=None) -> torch.Tensor:
         xc = (x if centre is None else x - centre).reshape(-1, x.shape[-1])
-        out = xc @ W if b is None else torch.addmm(b, xc, W)   # under autocast: a low-precision matmul
+        out = torch.mm(xc, W, out=out) if b is None else torch.addmm(b, xc, W, out=out)   # under autocast: a low-precision matmul
         ctx.save_for_backward(xc, W)
         return out.reshape(*x.shape[:-1], W.shape[1])
 
@@ -172,22 +173,23 @@ class CentredLinear(torch.autograd.Function):
     def backward(ctx, grad_out):
         xc, W = ctx.saved_tensors
         g = grad_out.reshape(-1, grad_out.shape[-1])
-        need_x, need_c, need_W, need_b = ctx.needs_input_grad
+        need_x, need_c, need_W, need_b = ctx.needs_input_grad[:4]
         grad_x = grad_c = grad_W = grad_b = None
         if need_W: grad_W = (xc.to(g.dtype).t() @ g).to(W.dtype)
         if need_c or need_b: g_sum = g.sum(0, dtype=torch.float32)
         if need_b: grad_b = g_sum.to(W.dtype)
         if need_c: grad_c = -(g_sum.to(W.dtype) @ W.t())
         if need_x: grad_x = (g @ W.t().to(g.dtype)).reshape(*grad_out.shape[:-1], W.shape[0])
-        return grad_x, grad_c, grad_W, grad_b
+        return grad_x, grad_c, grad_W, grad_b, None
 
 def centred_linear(x:torch.Tensor, # input `[..., d_in]`
                    centre:torch.Tensor|None, # subtracted from `x` first (`b_dec`), or None
                    W:torch.Tensor, # `[d_in, d_out]`
                    b:torch.Tensor|None=None, # added bias `[d_out]`, or None
+                   out:torch.Tensor|None=None, # a `[rows, d_out]` buffer to write the result to (fast kernels only)
                   ) -> torch.Tensor:
     "$(x - c) W + b$, with `CentredLinear`'s cheaper backward unless inside `reference_kernels()`."
-    if _FAST_KERNELS and torch.is_grad_enabled(): return CentredLinear.apply(x, centre, W, b)
+    if _FAST_KERNELS and torch.is_grad_enabled(): return CentredLinear.apply(x, centre, W, b, out)
     out = (x if centre is None else x - centre) @ W
     return out if b is None else out + b
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_training_sae.ipynb #c12109a3
 from __future__ import annotations
-import math, warnings
+import math, warnings, weakref
 from dataclasses import dataclass, fields
 from typing import Any
 import torch
@@ -19,9 +19,10 @@ from .sae import (SAE, SAEConfig, Architecture, StandardArchitecture, TopKArchit
 
 # %% auto #0
 __all__ = ['TRAINING_ARCHITECTURES', 'TrainingSAEConfig', 'register_training_architecture', 'TrainingArchitecture',
-           'TrainStepOutput', 'TrainingSAE', 'CodePattern', 'SampledLinear', 'SparseDecode', 'SparseCodeTraining',
-           'TrainingStandardArchitecture', 'TopKEncoder', 'TrainingTopKArchitecture', 'TrainingGatedArchitecture',
-           'rectangle', 'Step', 'JumpReLU', 'JumpReLUWithL0', 'TrainingJumpReLUArchitecture']
+           'TrainStepOutput', 'TrainingSAE', 'BufferPool', 'buffer_pool', 'CodePattern', 'SampledLinear',
+           'SparseDecode', 'PooledReLU', 'DenseDecode', 'SparseCodeTraining', 'TrainingStandardArchitecture',
+           'TopKEncoder', 'TrainingTopKArchitecture', 'GatedCode', 'TrainingGatedArchitecture', 'rectangle', 'Step',
+           'JumpReLU', 'JumpReLUWithL0', 'TrainingJumpReLUArchitecture']
 
 # %% ../nbs/04_training_sae.ipynb #762fc8f9
 @dataclass(kw_only=True)
@@ -105,8 +106,11 @@ class TrainStepOutput:
         if self.sparse_code is not None:
             values, indices = self.sparse_code
             return torch.bincount(indices[values > 0], minlength=d_sae).to(self.feature_acts.device, torch.float32)
-        # sign -> {-1, 0, 1}, clamp -> {0, 1}: cheaper than counting a bool tensor along the batch
-        return self.feature_acts.detach().reshape(-1, d_sae).sign().clamp_(min=0).sum(0, dtype=torch.float32)
+        # `acts > 0` as floats, a few hundred rows at a time into one small buffer: a bool count along the batch is slow
+        acts = self.feature_acts.detach().reshape(-1, d_sae)
+        counts, buf = acts.new_zeros(d_sae, dtype=torch.float32), acts.new_empty(min(256, max(len(acts), 1)), d_sae)
+        for rows in acts.split(len(buf)): counts += torch.gt(rows, 0, out=buf[:len(rows)]).sum(0, dtype=torch.float32)
+        return counts
 
 class TrainingSAE(SAE):
     "An `SAE` with each architecture's training loss, initialisation options and decoder-norm upkeep."
@@ -184,6 +188,37 @@ def mse_loss_fn(self:TrainingSAE, preds:torch.Tensor, target:torch.Tensor) -> to
         err = err / ((target - target.mean(dim=0, keepdim=True)).norm(dim=-1, keepdim=True) + 1e-6)
     return err
 
+# %% ../nbs/04_training_sae.ipynb #a89e69fa
+class BufferPool:
+    "Large buffers kept from one training step to the next; a buffer is reused only once nothing else holds its storage."
+    max_buffers = 24 # beyond this many, `empty` allocates without keeping (an output kept by the caller each step)
+
+    def __init__(self): self.buffers: list[torch.Tensor] = []
+
+    @staticmethod
+    def _unused(buf:torch.Tensor) -> bool:
+        # holders of its storage: the pool's tensor, and the storage object made for this call
+        return torch._C._storage_Use_Count(buf.untyped_storage()._cdata) == 2
+
+    def empty(self, shape:tuple[int, ...], like:torch.Tensor) -> torch.Tensor:
+        "An uninitialised tensor of `shape` with `like`'s dtype and device: a free kept buffer, or a new one."
+        shape = torch.Size(shape)
+        for buf in self.buffers:
+            if buf.shape == shape and buf.dtype == like.dtype and buf.device == like.device and self._unused(buf):
+                return buf.view(shape)   # a view: while the caller holds it, the buffer is in use
+        buf = torch.empty(shape, dtype=like.dtype, device=like.device)
+        if len(self.buffers) < self.max_buffers: self.buffers.append(buf)
+        return buf.view(shape)
+
+    def like(self, t:torch.Tensor) -> torch.Tensor: return self.empty(t.shape, t)
+
+_POOLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+def buffer_pool(sae:nn.Module) -> BufferPool:
+    "`sae`'s `BufferPool` (kept outside the module: not in its state, not copied with it)."
+    if sae not in _POOLS: _POOLS[sae] = BufferPool()
+    return _POOLS[sae]
+
 # %% ../nbs/04_training_sae.ipynb #d5b7f7f7
 @patch
 def training_forward_pass(self:TrainingSAE, sae_in:torch.Tensor, # a batch of activations `[batch, d_in]`
@@ -196,7 +231,7 @@ def training_forward_pass(self:TrainingSAE, sae_in:torch.Tensor, # a batch of ac
         raise ValueError(f"architecture={self.cfg.architecture!r} predicts another hook's activations: pass them as target"
                          if target is None else f"target given, but architecture={self.cfg.architecture!r} "
                          "reconstructs its own input; only architectures that predict another hook take a target")
-    self._step_cache = {} if fast_kernels_enabled() else None
+    self._step_cache = {"pool": buffer_pool(self)} if fast_kernels_enabled() else None
     try:
         feature_acts, hidden_pre = self.encode_with_hidden_pre(sae_in)
         sae_out = self.decode(feature_acts)
@@ -277,6 +312,44 @@ class SparseDecode(torch.autograd.Function):
         grad_values = torch.sparse.sampled_addmm(code, g, W.t(), beta=0.0).values() if ctx.needs_input_grad[0] else None
         return grad_values, code.t() @ g if ctx.needs_input_grad[1] else None, None
 
+# %% ../nbs/04_training_sae.ipynb #20c805aa
+class PooledReLU(torch.autograd.Function):
+    "ReLU whose output and input gradient are `BufferPool` buffers."
+    @staticmethod
+    def forward(ctx, x:torch.Tensor, pool:BufferPool) -> torch.Tensor:
+        acts = torch.clamp_min(x, 0, out=pool.like(x))
+        ctx.save_for_backward(acts)
+        ctx.pool = pool
+        return acts
+
+    @staticmethod
+    def backward(ctx, g):
+        acts, = ctx.saved_tensors
+        return torch.ops.aten.threshold_backward.grad_input(g, acts, 0, grad_input=ctx.pool.like(acts)), None
+
+class DenseDecode(torch.autograd.Function):
+    "$f W$ and, given weights `w`, each row's penalty $f w$ (else None); $\\partial f$ is one product into a pooled buffer."
+    @staticmethod
+    def forward(ctx, f:torch.Tensor, W:torch.Tensor, w:torch.Tensor|None, pool:BufferPool):
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(f, W, w)
+        ctx.pool = pool
+        return f @ W, (None if w is None else f @ w)
+
+    @staticmethod
+    def backward(ctx, g, g_rows):
+        f, W, w = ctx.saved_tensors
+        need_f, need_W, need_w = ctx.needs_input_grad[:3]
+        grad_f = grad_W = grad_w = None
+        if need_f:
+            grad_f = ctx.pool.like(f)
+            if g is None: grad_f.zero_()
+            else: torch.mm(g, W.t(), out=grad_f)
+            if g_rows is not None: grad_f.addr_(g_rows, w)   # the penalty's gradient, in place
+        if need_W and g is not None: grad_W = f.t() @ g
+        if need_w and g_rows is not None: grad_w = f.t() @ g_rows
+        return grad_f, grad_W, grad_w, None
+
 # %% ../nbs/04_training_sae.ipynb #27cacc68
 class SparseCodeTraining:
     "Mixin for ReLU-family training architectures: a sparse code (decoder and backward in $O(nnz)$) once few features fire."
@@ -307,11 +380,37 @@ class SparseCodeTraining:
         code = None if sae._step_cache is None else sae._step_cache.get("sparse_code")
         return (code[1], code[3]) if code is not None and code[0] is feature_acts else None
 
+    def pool(self, sae) -> BufferPool: return sae._step_cache["pool"]
+
+    def pooled_product(self, sae, sae_in:torch.Tensor, bias:torch.Tensor|None) -> torch.Tensor:
+        "The encoder's dense product $x_c W_{enc}$ (+ `bias`), written into a pooled buffer."
+        out = self.pool(sae).empty((len(sae_in), sae.cfg.d_sae), sae_in)
+        return centred_linear(sae_in, encoder_centre(sae), sae.W_enc, bias, out=out)
+
+    def dense_code(self, sae, acts:torch.Tensor) -> torch.Tensor:
+        "`feature_acts` for the pooled dense code `acts`, noted in the step cache for `DenseDecode` unless a hook changed it."
+        feature_acts = sae.hook_sae_acts_post(acts)
+        if feature_acts is acts: sae._step_cache["dense_code"] = acts
+        return feature_acts
+
+    def penalty_weights(self, sae) -> torch.Tensor|None:
+        "Weights $w$ of a penalty $\\sum_j f_j w_j$ that `DenseDecode` computes with the decoder; None: no such penalty."
+        return None
+
+    def cached_penalty(self, sae, feature_acts:torch.Tensor) -> torch.Tensor|None:
+        "Each row's penalty $f w$, when `DenseDecode` decoded `feature_acts` in this step, else None."
+        rows = None if sae._step_cache is None else sae._step_cache.get("penalty_rows")
+        return rows[1] if rows is not None and rows[0] is feature_acts else None
+
     def decode_features(self, sae, feature_acts):
-        "The step's own sparse code: `SparseDecode`; any other code: the dense product."
+        "The step's own sparse code: `SparseDecode`; its pooled dense code: `DenseDecode`; any other code: the dense product."
         code = self.cached_code(sae, feature_acts)
-        if code is None: return super().decode_features(sae, feature_acts)
-        return SparseDecode.apply(code[0], sae.W_dec, code[1])
+        if code is not None: return SparseDecode.apply(code[0], sae.W_dec, code[1])
+        if sae._step_cache is None or sae._step_cache.get("dense_code") is not feature_acts:
+            return super().decode_features(sae, feature_acts)
+        out, rows = DenseDecode.apply(feature_acts, sae.W_dec, self.penalty_weights(sae), self.pool(sae))
+        sae._step_cache["penalty_rows"] = (feature_acts, rows)
+        return out
 
 # %% ../nbs/04_training_sae.ipynb #2bfbf6aa
 @register_training_architecture("standard")
@@ -323,9 +422,9 @@ class TrainingStandardArchitecture(SparseCodeTraining, TrainingArchitecture, Sta
         "A sparse code of the ReLU features when few fire (see above); otherwise the generic encoder."
         if not (self.can_use_sparse_code(sae, sae_in) and isinstance(sae.activation_fn, nn.ReLU)):
             return super().encode_with_hidden_pre(sae, sae_in)
-        hidden_pre = self.hidden_pre(sae, sae_in)
+        hidden_pre = self.pooled_product(sae, sae_in, sae.b_enc)
         pattern = self.code_pattern(hidden_pre, 0.0)
-        if pattern is None: return sae.hook_sae_acts_post(self.activate(sae, hidden_pre)), hidden_pre
+        if pattern is None: return self.dense_code(sae, PooledReLU.apply(hidden_pre, self.pool(sae))), hidden_pre
         # ReLU is the identity on its own positive pattern
         values = SampledLinear.apply(sae_in, encoder_centre(sae), sae.W_enc, sae.b_enc, hidden_pre.detach(), pattern)
         return self.cache_code(sae, values, pattern), hidden_pre
@@ -338,6 +437,7 @@ class TrainingStandardArchitecture(SparseCodeTraining, TrainingArchitecture, Sta
             values, pattern = code
             if cfg.scale_sparsity_penalty_by_decoder_norm: values = values * sae.W_dec.norm(dim=1)[pattern.cols]
             lp = values.sum() / pattern.shape[0]
+        elif (rows := self.cached_penalty(sae, feature_acts)) is not None: lp = rows
         else:
             weighted = feature_acts * sae.W_dec.norm(dim=1) if cfg.scale_sparsity_penalty_by_decoder_norm else feature_acts
             # ReLU-family features are >= 0, so their L1 norm is their sum: same value, and a backward with no sign pass
@@ -348,6 +448,11 @@ class TrainingStandardArchitecture(SparseCodeTraining, TrainingArchitecture, Sta
             losses["ghost_grad_loss"] = self.ghost_grad_loss(sae, sae_in, sae_out, per_item_mse_loss, hidden_pre,
                                                              dead_neuron_mask)
         return losses
+
+    def penalty_weights(self, sae):
+        "The L1 penalty's weights for `DenseDecode`: decoder norms or ones (other $L_p$ norms: computed apart)."
+        if sae.cfg.lp_norm != 1: return None
+        return sae.W_dec.norm(dim=1) if sae.cfg.scale_sparsity_penalty_by_decoder_norm else sae.W_dec.new_ones(sae.cfg.d_sae)
 
     def ghost_grad_loss(self, sae, x, sae_out, per_item_mse_loss, hidden_pre, dead_neuron_mask):
         "The ghost-grad loss (SAELens's `calculate_ghost_grad_loss`)."
@@ -448,6 +553,37 @@ class TrainingTopKArchitecture(TrainingArchitecture, TopKArchitecture):
         return scale * (sae.decode(aux_acts) - residual).pow(2).sum(dim=-1).mean()
 
 # %% ../nbs/04_training_sae.ipynb #02b772e3
+class GatedCode(torch.autograd.Function):
+    """From the shared product $s = x_c W_{enc}$, in pooled buffers: the features $H(\\pi_{gate})\\,\\mathrm{relu}(\\pi_{mag})$,
+    the gate activations $\\mathrm{relu}(\\pi_{gate})$ and $\\pi_{mag}$ (`hidden_pre`)."""
+    @staticmethod
+    def forward(ctx, shared:torch.Tensor, b_gate:torch.Tensor, r_mag:torch.Tensor, b_mag:torch.Tensor, pool:BufferPool):
+        ctx.set_materialize_grads(False)
+        scale = r_mag.exp()
+        gate_act = torch.add(shared, b_gate, out=pool.like(shared)).relu_()
+        pi_mag = torch.addcmul(b_mag, shared, scale, out=pool.like(shared))
+        acts = torch.clamp_min(pi_mag, 0, out=pool.like(shared)).mul_(torch.gt(gate_act, 0, out=pool.like(shared)))
+        ctx.save_for_backward(shared, scale, acts, gate_act)
+        ctx.pool = pool
+        return acts, gate_act, pi_mag
+
+    @staticmethod
+    def backward(ctx, g_acts, g_gate, g_mag):
+        shared, scale, acts, gate_act = ctx.saved_tensors
+        pool, threshold_backward = ctx.pool, torch.ops.aten.threshold_backward.grad_input
+        # d acts / d pi_mag is 1 exactly where acts > 0 (gate open and pi_mag > 0)
+        grad_mag = pool.like(shared).zero_() if g_acts is None else threshold_backward(g_acts, acts, 0, grad_input=pool.like(shared))
+        if g_mag is not None: grad_mag.add_(g_mag)
+        grad_b_mag = grad_mag.sum(0)
+        grad_r_mag = torch.mul(grad_mag, shared, out=pool.like(shared)).sum(0).mul_(scale)
+        grad_shared, grad_b_gate = grad_mag.mul_(scale), None
+        if g_gate is not None:
+            grad_gate = threshold_backward(g_gate, gate_act, 0, grad_input=pool.like(shared))
+            grad_b_gate = grad_gate.sum(0)
+            grad_shared.add_(grad_gate)
+        return grad_shared, grad_b_gate, grad_r_mag, grad_b_mag, None
+
+# %% ../nbs/04_training_sae.ipynb #4b926c40
 @register_training_architecture("gated")
 class TrainingGatedArchitecture(SparseCodeTraining, TrainingArchitecture, GatedArchitecture):
     "Gated SAE training: decoder-norm-weighted gate sparsity plus reconstruction through the gate path."
@@ -456,9 +592,12 @@ class TrainingGatedArchitecture(SparseCodeTraining, TrainingArchitecture, GatedA
         "A sparse code on the open gates when few are open; otherwise the generic encoder."
         if not (self.can_use_sparse_code(sae, sae_in) and isinstance(sae.activation_fn, nn.ReLU)):
             return super().encode_with_hidden_pre(sae, sae_in)
-        shared = centred_linear(sae_in, encoder_centre(sae), sae.W_enc)
+        shared = self.pooled_product(sae, sae_in, None)
         pattern = self.code_pattern(shared, -sae.b_gate.detach())   # the open gates: shared + b_gate > 0
-        if pattern is None: return self.encode_from_shared(sae, shared)
+        if pattern is None:
+            feature_acts, sae._step_cache["gate_act"], hidden_pre = GatedCode.apply(shared, sae.b_gate, sae.r_mag,
+                                                                                    sae.b_mag, self.pool(sae))
+            return self.dense_code(sae, feature_acts), hidden_pre
         cols = pattern.cols
         shared_at = SampledLinear.apply(sae_in, encoder_centre(sae), sae.W_enc, None, shared.detach(), pattern)
         sae._step_cache["pi_gate_code"] = shared_at + sae.b_gate[cols]
@@ -479,6 +618,9 @@ class TrainingGatedArchitecture(SparseCodeTraining, TrainingArchitecture, GatedA
             gate_act = torch.relu(cache["pi_gate_code"])
             via_gate = SparseDecode.apply(gate_act, sae.W_dec, pattern)
             penalty = (gate_act * norms[pattern.cols]).sum() / pattern.shape[0]
+        elif cache is not None and "gate_act" in cache:   # the dense code's: decode and penalty in one function
+            via_gate, rows = DenseDecode.apply(cache["gate_act"], sae.W_dec, norms, self.pool(sae))
+            penalty = rows.mean()
         else:
             if cache is not None and "pi_gate" in cache: pi_gate = cache["pi_gate"]   # the encoder's, not a second matmul
             else: pi_gate = centred_linear(sae._encoder_input(sae_in), encoder_centre(sae), sae.W_enc, sae.b_gate)
@@ -523,23 +665,28 @@ class JumpReLU(torch.autograd.Function):
         return grad_x, grad_t.sum_to_size(threshold.shape), None
 
 class JumpReLUWithL0(torch.autograd.Function):
-    "`JumpReLU` and each row's `Step` count (its L0) in one pass, and both threshold gradients in one backward."
+    """`JumpReLU` and each row's `Step` count (its L0) in one pass, and both threshold gradients in one backward; every
+    `x`-sized tensor in a `BufferPool`'s buffers when one is given."""
     @staticmethod
-    def forward(ctx, x:torch.Tensor, threshold:torch.Tensor, bandwidth:float) -> tuple[torch.Tensor, torch.Tensor]:
-        active = x > threshold
+    def forward(ctx, x:torch.Tensor, threshold:torch.Tensor, bandwidth:float,
+                pool:BufferPool|None=None) -> tuple[torch.Tensor, torch.Tensor]:
+        new = torch.empty_like if pool is None else pool.like
+        active = torch.gt(x, threshold, out=new(x))   # 1.0 / 0.0
         ctx.save_for_backward(x, threshold, active)
-        ctx.bandwidth = bandwidth
-        return x * active, active.sum(dim=-1, dtype=x.dtype)
+        ctx.bandwidth, ctx.new = bandwidth, new
+        return torch.mul(x, active, out=new(x)), active.sum(dim=-1)
 
     @staticmethod
     def backward(ctx, grad_acts, grad_l0):
         x, threshold, active = ctx.saved_tensors
-        grad_x = grad_acts * active if ctx.needs_input_grad[0] else None
+        new = ctx.new
+        grad_x = torch.mul(grad_acts, active, out=new(x)) if ctx.needs_input_grad[0] else None
         # both pseudo-derivatives share the kernel: -(1/eps) K(.) (theta * grad_acts + grad_l0)
-        upstream = grad_acts * threshold
-        if grad_l0 is not None: upstream = upstream + grad_l0.unsqueeze(-1)
-        grad_t = rectangle((x - threshold) / ctx.bandwidth).mul_(upstream).sum_to_size(threshold.shape)
-        return grad_x, grad_t.mul_(-1.0 / ctx.bandwidth), None
+        upstream = torch.mul(grad_acts, threshold, out=new(x))
+        if grad_l0 is not None: upstream.add_(grad_l0.unsqueeze(-1))
+        kernel = torch.sub(x, threshold, out=new(x)).div_(ctx.bandwidth).abs_().lt_(0.5)   # rectangle((x - theta) / eps)
+        grad_t = kernel.mul_(upstream).sum_to_size(threshold.shape)
+        return grad_x, grad_t.mul_(-1.0 / ctx.bandwidth), None, None
 
 # %% ../nbs/04_training_sae.ipynb #a91af143
 @register_training_architecture("jumprelu")
@@ -557,21 +704,21 @@ class TrainingJumpReLUArchitecture(SparseCodeTraining, TrainingArchitecture, Jum
     def encode_with_hidden_pre(self, sae, sae_in):
         "A sparse code when few features are above (or just below) threshold; otherwise the generic encoder."
         if not self.can_use_sparse_code(sae, sae_in): return super().encode_with_hidden_pre(sae, sae_in)
-        hidden_pre = self.hidden_pre(sae, sae_in)
+        hidden_pre = self.pooled_product(sae, sae_in, sae.b_enc)
         threshold, bandwidth = sae.log_threshold.exp(), sae.cfg.jumprelu_bandwidth
         # active features, and those close enough below threshold for the kernel K((z - theta) / eps) to be non-zero
         pattern = self.code_pattern(hidden_pre, threshold.detach() - bandwidth)
-        if pattern is None: return sae.hook_sae_acts_post(self.activate(sae, hidden_pre)), hidden_pre
+        if pattern is None: return self.dense_code(sae, self.activate(sae, hidden_pre, self.pool(sae))), hidden_pre
         pre = SampledLinear.apply(sae_in, encoder_centre(sae), sae.W_enc, sae.b_enc, hidden_pre.detach(), pattern)
         values, l0 = JumpReLUWithL0.apply(pre, threshold[pattern.cols], bandwidth)
         sae._step_cache["l0"] = (hidden_pre, l0 / pattern.shape[0])   # the batch's mean L0
         return self.cache_code(sae, values, pattern), hidden_pre
 
-    def activate(self, sae, hidden_pre):
+    def activate(self, sae, hidden_pre, pool:BufferPool|None=None):
         "JumpReLU; in a training pass one fused function also counts each row's L0 for the loss (step cache)."
         threshold, bandwidth = sae.log_threshold.exp(), sae.cfg.jumprelu_bandwidth
         if sae._step_cache is None: return JumpReLU.apply(hidden_pre, threshold, bandwidth)
-        feature_acts, l0 = JumpReLUWithL0.apply(hidden_pre, threshold, bandwidth)
+        feature_acts, l0 = JumpReLUWithL0.apply(hidden_pre, threshold, bandwidth, pool)
         sae._step_cache["l0"] = (hidden_pre, l0)
         return feature_acts
 
