@@ -46,7 +46,7 @@ def cases(a) -> list[tuple[str, list[str], list[str]]]:
             out.append((f"step_trained/{arch}/4096", ["step", "--arch", arch, "--init", str(CACHE / "standard-4096.pt")],
                         ["saenb", "saelens"]))
     if "density" in a.only:
-        for density in (0.01, 0.03, 0.05, 0.08, 0.12):
+        for density in (0.01, 0.02, 0.03, 0.05, 0.08, 0.12):
             out.append((f"density/{density}", ["density", "--density", str(density)], ["saenb"]))
     if "bf16" in a.only:
         for arch in ("standard", "topk"):

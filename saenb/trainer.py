@@ -17,7 +17,7 @@ from fastcore.basics import patch
 from . import __version__
 from .core import logger, save_json
 from .config import LanguageModelSAERunnerConfig, TRAINER_STATE_FILENAME
-from .training_sae import TrainingSAE, TrainStepOutput
+from .training_sae import TrainingSAE, TrainStepOutput, release_buffer_pool
 from .activations_store import ActivationsStore
 from .optim import L1Scheduler, get_lr_scheduler, make_adam
 from .evals import EvalConfig, run_evals
@@ -379,6 +379,7 @@ def _finish_training(self:SAETrainer) -> TrainingSAE:
         store.estimated_norm_scaling_factor = None
     self.save_checkpoint(trainer=self, checkpoint_name=f"final_{self.n_training_tokens}", wandb_aliases=["final_model"])
     if self.pbar is not None: self.pbar.close()
+    release_buffer_pool(self.sae)
     return self.sae
 
 @patch

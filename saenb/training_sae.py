@@ -19,10 +19,11 @@ from .sae import (SAE, SAEConfig, Architecture, StandardArchitecture, TopKArchit
 
 # %% auto #0
 __all__ = ['TRAINING_ARCHITECTURES', 'TrainingSAEConfig', 'register_training_architecture', 'TrainingArchitecture',
-           'TrainStepOutput', 'TrainingSAE', 'BufferPool', 'buffer_pool', 'CodePattern', 'SampledLinear',
-           'SparseDecode', 'PooledReLU', 'DenseDecode', 'SparseCodeTraining', 'TrainingStandardArchitecture',
-           'TopKEncoder', 'TrainingTopKArchitecture', 'GatedCode', 'TrainingGatedArchitecture', 'rectangle', 'Step',
-           'JumpReLU', 'JumpReLUWithL0', 'TrainingJumpReLUArchitecture']
+           'TrainStepOutput', 'TrainingSAE', 'BufferPool', 'buffer_pool', 'release_buffer_pool', 'CodePattern',
+           'SampledLinear', 'SparseDecode', 'PooledReLU', 'DenseDecode', 'SparseCodeTraining',
+           'TrainingStandardArchitecture', 'TopKEncoder', 'TrainingTopKArchitecture', 'GatedCode',
+           'TrainingGatedArchitecture', 'rectangle', 'Step', 'JumpReLU', 'JumpReLUWithL0',
+           'TrainingJumpReLUArchitecture']
 
 # %% ../nbs/04_training_sae.ipynb #762fc8f9
 @dataclass(kw_only=True)
@@ -205,10 +206,16 @@ class BufferPool:
         shape = torch.Size(shape)
         for buf in self.buffers:
             if buf.shape == shape and buf.dtype == like.dtype and buf.device == like.device and self._unused(buf):
-                return buf.view(shape)   # a view: while the caller holds it, the buffer is in use
+                return self._alias(buf)
         buf = torch.empty(shape, dtype=like.dtype, device=like.device)
         if len(self.buffers) < self.max_buffers: self.buffers.append(buf)
-        return buf.view(shape)
+        return self._alias(buf)
+
+    @staticmethod
+    def _alias(buf:torch.Tensor) -> torch.Tensor:
+        # a new tensor on the buffer's storage: while anything holds it, the buffer is in use. Not a view, so that an
+        # in-place autograd op on it (a scatter into a code) leaves no graph on the pool's own tensor
+        return torch.empty(0, dtype=buf.dtype, device=buf.device).set_(buf.untyped_storage(), 0, buf.shape)
 
     def like(self, t:torch.Tensor) -> torch.Tensor: return self.empty(t.shape, t)
 
@@ -218,6 +225,10 @@ def buffer_pool(sae:nn.Module) -> BufferPool:
     "`sae`'s `BufferPool` (kept outside the module: not in its state, not copied with it)."
     if sae not in _POOLS: _POOLS[sae] = BufferPool()
     return _POOLS[sae]
+
+def release_buffer_pool(sae:nn.Module):
+    "Drop `sae`'s kept buffers (the trainer does after its last step); a later training pass starts a new pool."
+    _POOLS.pop(sae, None)
 
 # %% ../nbs/04_training_sae.ipynb #d5b7f7f7
 @patch
@@ -353,7 +364,7 @@ class DenseDecode(torch.autograd.Function):
 # %% ../nbs/04_training_sae.ipynb #27cacc68
 class SparseCodeTraining:
     "Mixin for ReLU-family training architectures: a sparse code (decoder and backward in $O(nnz)$) once few features fire."
-    sparse_max_density = 0.04 # use the sparse code when at most this fraction of `[batch, d_sae]` is in its pattern
+    sparse_max_density = 0.035 # use the sparse code when at most this fraction of `[batch, d_sae]` is in its pattern
     uses_sparse_code = True # False for subclasses whose decoder reads more than the code (skip transcoders)
 
     def can_use_sparse_code(self, sae, sae_in) -> bool:
@@ -467,9 +478,10 @@ class TrainingStandardArchitecture(SparseCodeTraining, TrainingArchitecture, Sta
 class TopKEncoder(torch.autograd.Function):
     "`(values, indices, hidden_pre)`: ReLU of the top `k` of $(x - c) W + b$ per row, with a backward sparse in k."
     @staticmethod
-    def forward(ctx, x:torch.Tensor, centre:torch.Tensor|None, W:torch.Tensor, b:torch.Tensor, k:int):
+    def forward(ctx, x:torch.Tensor, centre:torch.Tensor|None, W:torch.Tensor, b:torch.Tensor, k:int,
+                out:torch.Tensor|None=None):   # a buffer for hidden_pre
         xc = x if centre is None else x - centre
-        hidden_pre = torch.addmm(b, xc, W)   # under autocast: a low-precision matmul
+        hidden_pre = torch.addmm(b, xc, W, out=out)   # under autocast: a low-precision matmul
         values, indices = hidden_pre.topk(k, dim=-1, sorted=False)
         values = values.relu_()
         ctx.save_for_backward(xc, W, values, indices)
@@ -480,7 +492,7 @@ class TopKEncoder(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_values, grad_indices, grad_hidden_pre):
         xc, W, values, indices = ctx.saved_tensors
-        need_x, need_c, need_W, need_b, _ = ctx.needs_input_grad
+        need_x, need_c, need_W, need_b = ctx.needs_input_grad[:4]
         g = (grad_values * (values > 0)).float() if grad_values is not None else torch.zeros_like(values, dtype=torch.float32)
         flat_idx = indices.reshape(-1)
         grad_b = torch.zeros(W.shape[1], dtype=torch.float32, device=W.device).index_add_(0, flat_idx, g.reshape(-1))
@@ -494,7 +506,7 @@ class TopKEncoder(torch.autograd.Function):
             dense = torch.zeros(g.shape[0], W.shape[1], dtype=g.dtype, device=g.device).scatter_(-1, indices, g)
             if grad_hidden_pre is not None: dense += grad_hidden_pre.float()
             grad_x = (dense @ W.t().float()).to(xc.dtype)
-        return grad_x, grad_c, None if grad_W is None else grad_W.to(W.dtype), grad_b.to(W.dtype) if need_b else None, None
+        return grad_x, grad_c, None if grad_W is None else grad_W.to(W.dtype), grad_b.to(W.dtype) if need_b else None, None, None
 
 def _sparse_weight_grad(xc:torch.Tensor, g:torch.Tensor, indices:torch.Tensor, d_sae:int) -> torch.Tensor:
     "$\\partial W = x_c^\\top G$ `[d_in, d_sae]` for a `G` with `k` non-zeros `g` per row at `indices`, as a sparse product."
@@ -515,9 +527,12 @@ class TrainingTopKArchitecture(TrainingArchitecture, TopKArchitecture):
     def encode_with_hidden_pre(self, sae, sae_in):
         "In a training pass, `TopKEncoder` (its values and indices go to the step cache); otherwise the generic encoder."
         if not self.can_fuse_encoder(sae, sae_in): return super().encode_with_hidden_pre(sae, sae_in)
+        # on a CPU in fp32/64, the `[batch, d_sae]` pre-activations and code go in pooled buffers
+        pool = sae._step_cache["pool"] if sae_in.device.type == "cpu" and not torch.is_autocast_enabled("cpu") else None
+        out = None if pool is None else pool.empty((len(sae_in), sae.cfg.d_sae), sae_in)
         values, indices, hidden_pre = TopKEncoder.apply(sae_in, encoder_centre(sae), sae.W_enc, sae.b_enc,
-                                                        sae.activation_fn.k)
-        code = torch.zeros_like(hidden_pre).scatter_(-1, indices, values)
+                                                        sae.activation_fn.k, out)
+        code = (torch.zeros_like(hidden_pre) if pool is None else pool.like(hidden_pre).zero_()).scatter_(-1, indices, values)
         feature_acts = sae.hook_sae_acts_post(code)
         if feature_acts is code: sae._step_cache["sparse_code"] = (feature_acts, values, indices)   # unless a hook changed it
         return feature_acts, hidden_pre
