@@ -219,6 +219,17 @@ class BufferPool:
 
     def like(self, t:torch.Tensor) -> torch.Tensor: return self.empty(t.shape, t)
 
+    def owns(self, t:torch.Tensor) -> bool:
+        "Whether `t` lies in one of the pool's buffers."
+        ptr = t.untyped_storage().data_ptr()
+        return any(buf.untyped_storage().data_ptr() == ptr for buf in self.buffers)
+
+    def reusable(self, grad:torch.Tensor) -> torch.Tensor:
+        """Where a backward may write a result the shape of the gradient `grad` it was given: `grad` itself when it is one
+        of the pool's buffers (made by another pooled backward and passed straight on, so nothing else sees it),
+        else a pooled buffer."""
+        return grad if self.owns(grad) else self.like(grad)
+
 _POOLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def buffer_pool(sae:nn.Module) -> BufferPool:
@@ -336,7 +347,7 @@ class PooledReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         acts, = ctx.saved_tensors
-        return torch.ops.aten.threshold_backward.grad_input(g, acts, 0, grad_input=ctx.pool.like(acts)), None
+        return torch.ops.aten.threshold_backward.grad_input(g, acts, 0, grad_input=ctx.pool.reusable(g)), None
 
 class DenseDecode(torch.autograd.Function):
     "$f W$ and, given weights `w`, each row's penalty $f w$ (else None); $\\partial f$ is one product into a pooled buffer."
@@ -587,13 +598,13 @@ class GatedCode(torch.autograd.Function):
         shared, scale, acts, gate_act = ctx.saved_tensors
         pool, threshold_backward = ctx.pool, torch.ops.aten.threshold_backward.grad_input
         # d acts / d pi_mag is 1 exactly where acts > 0 (gate open and pi_mag > 0)
-        grad_mag = pool.like(shared).zero_() if g_acts is None else threshold_backward(g_acts, acts, 0, grad_input=pool.like(shared))
+        grad_mag = pool.like(shared).zero_() if g_acts is None else threshold_backward(g_acts, acts, 0, grad_input=pool.reusable(g_acts))
         if g_mag is not None: grad_mag.add_(g_mag)
         grad_b_mag = grad_mag.sum(0)
         grad_r_mag = torch.mul(grad_mag, shared, out=pool.like(shared)).sum(0).mul_(scale)
         grad_shared, grad_b_gate = grad_mag.mul_(scale), None
         if g_gate is not None:
-            grad_gate = threshold_backward(g_gate, gate_act, 0, grad_input=pool.like(shared))
+            grad_gate = threshold_backward(g_gate, gate_act, 0, grad_input=pool.reusable(g_gate))
             grad_b_gate = grad_gate.sum(0)
             grad_shared.add_(grad_gate)
         return grad_shared, grad_b_gate, grad_r_mag, grad_b_mag, None
@@ -688,19 +699,19 @@ class JumpReLUWithL0(torch.autograd.Function):
         new = torch.empty_like if pool is None else pool.like
         active = torch.gt(x, threshold, out=new(x))   # 1.0 / 0.0
         ctx.save_for_backward(x, threshold, active)
-        ctx.bandwidth, ctx.new = bandwidth, new
+        ctx.bandwidth, ctx.new, ctx.reuse = bandwidth, new, (torch.empty_like if pool is None else pool.reusable)
         return torch.mul(x, active, out=new(x)), active.sum(dim=-1)
 
     @staticmethod
     def backward(ctx, grad_acts, grad_l0):
         x, threshold, active = ctx.saved_tensors
         new = ctx.new
-        grad_x = torch.mul(grad_acts, active, out=new(x)) if ctx.needs_input_grad[0] else None
         # both pseudo-derivatives share the kernel: -(1/eps) K(.) (theta * grad_acts + grad_l0)
         upstream = torch.mul(grad_acts, threshold, out=new(x))
         if grad_l0 is not None: upstream.add_(grad_l0.unsqueeze(-1))
         kernel = torch.sub(x, threshold, out=new(x)).div_(ctx.bandwidth).abs_().lt_(0.5)   # rectangle((x - theta) / eps)
         grad_t = kernel.mul_(upstream).sum_to_size(threshold.shape)
+        grad_x = torch.mul(grad_acts, active, out=ctx.reuse(grad_acts)) if ctx.needs_input_grad[0] else None
         return grad_x, grad_t.mul_(-1.0 / ctx.bandwidth), None, None
 
 # %% ../nbs/04_training_sae.ipynb #a91af143
