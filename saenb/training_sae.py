@@ -198,7 +198,8 @@ class BufferPool:
 
     @staticmethod
     def _unused(buf:torch.Tensor) -> bool:
-        # holders of its storage: the pool's tensor, and the storage object made for this call
+        # holders of its storage: the pool's tensor, and the storage object made for this call. (A private torch
+        # function: if its meaning changed, the reuse tests below and the step tests that keep an output would fail.)
         return torch._C._storage_Use_Count(buf.untyped_storage()._cdata) == 2
 
     def empty(self, shape:tuple[int, ...], like:torch.Tensor) -> torch.Tensor:
