@@ -1056,4 +1056,5 @@ d = { 'settings': { 'branch': 'main',
                                     'saenb.training_sae.register_training_architecture': ( 'training_sae.html#register_training_architecture',
                                                                                            'saenb/training_sae.py'),
                                     'saenb.training_sae.release_buffer_pool': ( 'training_sae.html#release_buffer_pool',
-                                                                                'saenb/training_sae.py')}}}
+                                                                                'saenb/training_sae.py'),
+                                    'saenb.training_sae.step_pool': ('training_sae.html#step_pool', 'saenb/training_sae.py')}}}

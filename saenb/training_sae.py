@@ -19,8 +19,8 @@ from .sae import (SAE, SAEConfig, Architecture, StandardArchitecture, TopKArchit
 
 # %% auto #0
 __all__ = ['TRAINING_ARCHITECTURES', 'TrainingSAEConfig', 'register_training_architecture', 'TrainingArchitecture',
-           'TrainStepOutput', 'TrainingSAE', 'BufferPool', 'buffer_pool', 'release_buffer_pool', 'CodePattern',
-           'SampledLinear', 'SparseDecode', 'PooledReLU', 'DenseDecode', 'SparseCodeTraining',
+           'TrainStepOutput', 'TrainingSAE', 'BufferPool', 'buffer_pool', 'release_buffer_pool', 'step_pool',
+           'CodePattern', 'SampledLinear', 'SparseDecode', 'PooledReLU', 'DenseDecode', 'SparseCodeTraining',
            'TrainingStandardArchitecture', 'TopKEncoder', 'TrainingTopKArchitecture', 'GatedCode',
            'TrainingGatedArchitecture', 'rectangle', 'Step', 'JumpReLU', 'JumpReLUWithL0',
            'TrainingJumpReLUArchitecture']
@@ -242,6 +242,11 @@ def release_buffer_pool(sae:nn.Module):
     "Drop `sae`'s kept buffers (the trainer does after its last step); a later training pass starts a new pool."
     _POOLS.pop(sae, None)
 
+def step_pool(sae:nn.Module, sae_in:torch.Tensor) -> BufferPool|None:
+    "The pool a training pass on `sae_in` writes its large tensors to: on a CPU outside autocast, else None."
+    # CUDA's caching allocator already reuses memory; under autocast the products come out in another dtype
+    return buffer_pool(sae) if sae_in.device.type == "cpu" and not torch.is_autocast_enabled("cpu") else None
+
 # %% ../nbs/04_training_sae.ipynb #d5b7f7f7
 @patch
 def training_forward_pass(self:TrainingSAE, sae_in:torch.Tensor, # a batch of activations `[batch, d_in]`
@@ -254,7 +259,7 @@ def training_forward_pass(self:TrainingSAE, sae_in:torch.Tensor, # a batch of ac
         raise ValueError(f"architecture={self.cfg.architecture!r} predicts another hook's activations: pass them as target"
                          if target is None else f"target given, but architecture={self.cfg.architecture!r} "
                          "reconstructs its own input; only architectures that predict another hook take a target")
-    self._step_cache = {"pool": buffer_pool(self)} if fast_kernels_enabled() else None
+    self._step_cache = {"pool": step_pool(self, sae_in)} if fast_kernels_enabled() else None
     try:
         feature_acts, hidden_pre = self.encode_with_hidden_pre(sae_in)
         sae_out = self.decode(feature_acts)
@@ -539,8 +544,8 @@ class TrainingTopKArchitecture(TrainingArchitecture, TopKArchitecture):
     def encode_with_hidden_pre(self, sae, sae_in):
         "In a training pass, `TopKEncoder` (its values and indices go to the step cache); otherwise the generic encoder."
         if not self.can_fuse_encoder(sae, sae_in): return super().encode_with_hidden_pre(sae, sae_in)
-        # on a CPU in fp32/64, the `[batch, d_sae]` pre-activations and code go in pooled buffers
-        pool = sae._step_cache["pool"] if sae_in.device.type == "cpu" and not torch.is_autocast_enabled("cpu") else None
+        # on a CPU outside autocast (`step_pool`), the `[batch, d_sae]` pre-activations and code go in pooled buffers
+        pool = sae._step_cache["pool"]
         out = None if pool is None else pool.empty((len(sae_in), sae.cfg.d_sae), sae_in)
         values, indices, hidden_pre = TopKEncoder.apply(sae_in, encoder_centre(sae), sae.W_enc, sae.b_enc,
                                                         sae.activation_fn.k, out)
