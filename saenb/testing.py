@@ -13,8 +13,58 @@ from transformers import PreTrainedTokenizerFast
 from .core import logger, saenb_cache_dir
 
 # %% auto #0
-__all__ = ['STDLIB_DOC_MODULES', 'TINY_SPECIAL_TOKENS', 'stdlib_texts', 'tiny_tokenizer', 'tiny_model', 'tiny_text_dataset',
-           'tiny_tokenized_dataset', 'temp_hf_home', 'random_activations', 'read_wandb_history']
+__all__ = ['FLOAT_RTOL', 'STDLIB_DOC_MODULES', 'TINY_SPECIAL_TOKENS', 'test_near', 'stdlib_texts', 'tiny_tokenizer', 'tiny_model',
+           'tiny_text_dataset', 'tiny_tokenized_dataset', 'temp_hf_home', 'random_activations', 'read_wandb_history']
+
+# %% ../nbs/01_testing.ipynb #d1ba20de
+FLOAT_RTOL = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
+
+def _float_leaf(x) -> torch.Tensor:
+    "`x` (tensor, array, number or nested list of numbers) as a float64 CPU tensor."
+    if isinstance(x, torch.Tensor): return x.detach().to("cpu", torch.float64)
+    return torch.as_tensor(x, dtype=torch.float64)
+
+def _is_container(x) -> bool:
+    "A dict, or a list/tuple holding tensors, arrays or further containers: compared item by item."
+    return isinstance(x, dict) or (isinstance(x, (list, tuple)) and any(
+        isinstance(v, (torch.Tensor, list, tuple, dict)) or hasattr(v, "__array__") for v in x))
+
+def _default_rtol(*xs) -> float:
+    "The `FLOAT_RTOL` of the least precise floating dtype among `xs` (float32 for numbers and other dtypes)."
+    dtypes = [x.dtype for x in xs if isinstance(x, torch.Tensor) and x.dtype.is_floating_point]
+    return max((FLOAT_RTOL.get(d, FLOAT_RTOL[torch.float32]) for d in dtypes), default=FLOAT_RTOL[torch.float32])
+
+# %% ../nbs/01_testing.ipynb #261c27cd
+def test_near(a, # the value computed: tensor, array, number, or a list/tuple/dict of them
+              b, # the value expected, of the same structure and shape
+              rtol:float|None=None, # allowed error relative to `scale`; default `FLOAT_RTOL` of the least precise dtype
+              atol:float=0., # allowed error regardless of size, for values that should be (near) zero
+              scale:float|None=None, # the magnitude errors are measured against; default the largest |a| or |b|
+             ):
+    "Check that `a` and `b` agree to rounding error on any CPU: `|a - b| <= atol + rtol * scale` elementwise."
+    if _is_container(a) or _is_container(b):
+        if isinstance(a, dict) or isinstance(b, dict):
+            assert isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys(), f"keys differ: {list(a)} != {list(b)}"
+            pairs = [(a[k], b[k]) for k in a]
+        else:
+            assert len(a) == len(b), f"lengths differ: {len(a)} != {len(b)}"
+            pairs = list(zip(a, b))
+        for x, y in pairs: test_near(x, y, rtol=rtol, atol=atol, scale=scale)
+        return
+    rtol = _default_rtol(a, b) if rtol is None else rtol
+    x, y = _float_leaf(a), _float_leaf(b)
+    assert x.shape == y.shape, f"shapes differ: {tuple(x.shape)} != {tuple(y.shape)}"
+    assert not (x.isnan() | y.isnan()).any(), "NaN among the values compared"
+    if x.numel() == 0: return
+    finite = x.isfinite() & y.isfinite()
+    assert torch.equal(x[~finite], y[~finite]), "infinities differ"
+    diff = torch.where(finite, x - y, 0.).abs()
+    if scale is None: scale = torch.where(finite, torch.maximum(x.abs(), y.abs()), 0.).max().item()
+    tol = atol + rtol * scale
+    if diff.max().item() > tol:
+        i = diff.argmax().item()
+        raise AssertionError(f"not near: max |a-b| = {diff.max().item():.3g} > {tol:.3g} (atol {atol:g} + rtol {rtol:g} "
+                             f"x scale {scale:.4g}), at flat index {i}: {x.flatten()[i].item()!r} vs {y.flatten()[i].item()!r}")
 
 # %% ../nbs/01_testing.ipynb #9f96b366
 STDLIB_DOC_MODULES = sorted("""
