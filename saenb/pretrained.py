@@ -15,19 +15,26 @@ import yaml
 from fastcore.basics import patch
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
+from safetensors import safe_open as safetensors_open
 from .core import logger, str_to_dtype, load_json
 from .sae import (SAE, SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, SPARSITY_FILENAME, handle_config_defaulting,
                   read_sae_from_disk, load_safetensors)
 
 # %% auto #0
-__all__ = ['PRETRAINED_SAES_YAML', 'NAMED_PRETRAINED_SAE_LOADERS', 'NAMED_PRETRAINED_SAE_CONFIG_GETTERS', 'PretrainedSAELookup',
-           'read_pretrained_saes_yaml', 'get_pretrained_saes_directory', 'get_repo_id_and_folder_name',
-           'get_norm_scaling_factor', 'SAEConfigLoadOptions', 'PretrainedSaeLoader', 'get_conversion_loader_name',
-           'get_sae_config', 'save_to_hub_cache', 'get_sae_config_from_hf', 'sae_lens_loader', 'get_gemma_2_config',
-           'gemma_2_sae_loader', 'get_llama_scope_config', 'llama_scope_sae_loader',
-           'get_llama_scope_r1_distill_config', 'llama_scope_r1_distill_sae_loader', 'get_dictionary_learning_config_1',
-           'dictionary_learning_sae_loader_1', 'get_connor_rob_hook_z_config', 'connor_rob_hook_z_loader',
-           'get_deepseek_r1_config', 'deepseek_r1_sae_loader', 'pretrained_saes_markdown']
+__all__ = ['PRETRAINED_SAES_YAML', 'NAMED_PRETRAINED_SAE_LOADERS', 'NAMED_PRETRAINED_SAE_CONFIG_GETTERS', 'QWEN_SCOPE_MODELS',
+           'SPARSIFY_CFG_FILENAME', 'SPARSIFY_WEIGHTS_FILENAME', 'PretrainedSAELookup', 'read_pretrained_saes_yaml',
+           'get_pretrained_saes_directory', 'get_repo_id_and_folder_name', 'get_norm_scaling_factor',
+           'SAEConfigLoadOptions', 'PretrainedSaeLoader', 'get_conversion_loader_name', 'get_sae_config',
+           'save_to_hub_cache', 'get_sae_config_from_hf', 'sae_lens_loader', 'get_gemma_2_config', 'gemma_2_sae_loader',
+           'get_llama_scope_config', 'llama_scope_sae_loader', 'get_llama_scope_r1_distill_config',
+           'llama_scope_r1_distill_sae_loader', 'get_dictionary_learning_config_1', 'dictionary_learning_sae_loader_1',
+           'get_connor_rob_hook_z_config', 'connor_rob_hook_z_loader', 'get_deepseek_r1_config',
+           'deepseek_r1_sae_loader', 'get_gemma_2_transcoder_config', 'gemma_2_transcoder_loader', 'get_gemma_3_config',
+           'gemma_3_sae_loader', 'get_goodfire_config', 'goodfire_sae_loader', 'get_qwen_scope_config',
+           'qwen_scope_sae_loader', 'get_mwhanna_transcoder_config', 'mwhanna_transcoder_loader',
+           'get_mntss_clt_layer_config', 'mntss_clt_layer_transcoder_loader', 'get_temporal_sae_config',
+           'temporal_sae_loader', 'sparsify_config', 'sparsify_state_dict', 'read_sparsify_folder',
+           'get_sparsify_config', 'sparsify_loader', 'pretrained_saes_markdown']
 
 # %% ../nbs/13_pretrained.ipynb #90a4955c
 PRETRAINED_SAES_YAML = "pretrained_saes.yaml" # the directory's file name, in the `saenb` package folder
@@ -49,6 +56,16 @@ class PretrainedSAELookup:
 
 # %% ../nbs/13_pretrained.ipynb #f7896417
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STRING_KEYS = ("id", "path", "neuronpedia") # values read as written, even when they look like numbers
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+class _DirectoryLoader(_YAML_LOADER):
+    "A YAML loader that keeps SAE ids, paths and Neuronpedia ids as strings (`id: 1e5` stays '1e5', not 100000.0)."
+    def construct_mapping(self, node, deep=False):
+        for key, value in node.value:
+            if key.value in _STRING_KEYS and isinstance(value, yaml.ScalarNode) and value.tag in _NUMBER_TAGS:
+                value.tag = "tag:yaml.org,2002:str"
+        return super().construct_mapping(node, deep=deep)
 
 def _read_release(release:str, entry:dict, source:str) -> PretrainedSAELookup:
     "One `PretrainedSAELookup` from the YAML entry of `release`."
@@ -76,7 +93,7 @@ def read_pretrained_saes_yaml(path:str|Path|None=None, # a YAML file in the form
                              ) -> dict[str, PretrainedSAELookup]:
     "Parse a pretrained SAE directory file into `{release: PretrainedSAELookup}`."
     source = _shipped_yaml() if path is None else Path(path)
-    with source.open("r", encoding="utf-8") as f: data = yaml.load(f, Loader=_YAML_LOADER)
+    with source.open("r", encoding="utf-8") as f: data = yaml.load(f, Loader=_DirectoryLoader)
     if not isinstance(data, dict): raise ValueError(f"{source} does not hold a mapping of releases")
     return {release: _read_release(release, entry, str(source)) for release, entry in data.items()}
 
@@ -568,6 +585,368 @@ def deepseek_r1_sae_loader(release:str, sae_id:str, device:str="cpu", force_down
 
 NAMED_PRETRAINED_SAE_LOADERS["deepseek_r1"] = deepseek_r1_sae_loader
 NAMED_PRETRAINED_SAE_CONFIG_GETTERS["deepseek_r1"] = get_deepseek_r1_config
+
+# %% ../nbs/13_pretrained.ipynb #801ef96d
+def _start_loader(release:str, sae_id:str, device:str|None, force_download:bool, cfg_overrides:dict|None,
+                  conversion_func:str) -> tuple[dict[str, Any], str, str, str]:
+    "The prologue of a loader: `(cfg_dict, repo_id, path_in_repo, device)`."
+    device = device or "cpu"
+    options = SAEConfigLoadOptions(device=device, force_download=force_download, cfg_overrides=cfg_overrides)
+    cfg_dict = get_sae_config(release, sae_id, options, conversion_func=conversion_func)
+    repo_id, path = get_repo_id_and_folder_name(release, sae_id)
+    return cfg_dict, repo_id, str(path), device
+
+def _read_tensors(path:str|Path, device:str="cpu") -> dict[str, torch.Tensor]:
+    "The tensors of a `.safetensors`, `.npz` or PyTorch (`.pt`, `.pth`) file, by its name."
+    path = str(path)
+    if path.endswith(".safetensors"): return load_safetensors(path, device)
+    if path.endswith(".npz"):
+        with np.load(path) as arrays: return {k: torch.from_numpy(np.array(arrays[k])).to(device) for k in arrays.files}
+    return torch.load(path, map_location=device, weights_only=True)
+
+def _hub_tensors(repo_id:str, filename:str, device:str="cpu", force_download:bool=False,
+                 needed:tuple[str, ...]=()) -> tuple[dict[str, torch.Tensor], str]:
+    "`(tensors, source)` of a weights file in a Hub repo; an error names the file when a `needed` tensor is missing."
+    tensors = _read_tensors(_hub_file(repo_id, filename, force_download), device)
+    source = f"{repo_id}/{filename}"
+    missing = [k for k in needed if k not in tensors]
+    if missing: raise ValueError(f"{source} lacks {missing}; it has {sorted(tensors)}")
+    return tensors, source
+
+def _other_format_cfg(device:str|None, **entries) -> dict[str, Any]:
+    "A SAELens 5.6 config dict for a format that records little: SAELens 6's defaults, then `entries`."
+    cfg = {"architecture": "standard", "dtype": "float32", "activation_fn_str": "relu", "activation_fn_kwargs": {},
+           "hook_head_index": None, "finetuning_scaling_factor": False, "sae_lens_training_version": None,
+           "prepend_bos": True, "dataset_path": "monology/pile-uncopyrighted", "context_size": 1024,
+           "dataset_trust_remote_code": True, "apply_b_dec_to_input": False, "normalize_activations": "none",
+           "device": device if device is not None else "cpu"}
+    cfg.update(entries)
+    if "hook_layer" not in cfg:
+        m = re.match(r"blocks\.(\d+)\.", cfg.get("hook_name", ""))
+        cfg["hook_layer"] = int(m.group(1)) if m else 0
+    return cfg
+
+def _cast(state_dict:dict[str, torch.Tensor], cfg_dict:dict) -> dict[str, torch.Tensor]:
+    "The tensors in the config's dtype, contiguous."
+    dtype = str_to_dtype(cfg_dict["dtype"])
+    return {k: v.to(dtype).contiguous() for k, v in state_dict.items()}
+
+# %% ../nbs/13_pretrained.ipynb #e4ace2e0
+def get_gemma_2_transcoder_config(repo_id:str, # e.g. "google/gemma-scope-2b-pt-transcoders"
+                                  folder_name:str, # e.g. "layer_3/width_16k/average_l0_54"
+                                  options:SAEConfigLoadOptions,
+                                 ) -> dict[str, Any]:
+    "The config of a Gemma Scope transcoder, from its repo and path (no download)."
+    base = get_gemma_2_config(repo_id.replace("-transcoders", "-res"), folder_name, options)
+    layer = base["hook_layer"]
+    return _other_format_cfg(options.device, architecture="jumprelu_transcoder", d_in=base["d_in"], d_out=base["d_in"],
+                             d_sae=base["d_sae"], model_name=base["model_name"], hook_layer=layer,
+                             hook_name=f"blocks.{layer}.ln2.hook_normalized", hook_name_out=f"blocks.{layer}.hook_mlp_out",
+                             hook_head_index_out=None)
+
+def gemma_2_transcoder_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
+                              cfg_overrides:dict[str, Any]|None=None,
+                             ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+    "Load a Gemma Scope transcoder from its `params.npz` (a JumpReLU transcoder)."
+    cfg_dict, repo_id, folder, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "gemma_2_transcoder")
+    tensors, source = _hub_tensors(repo_id, _join(folder, "params.npz"), device, force_download,
+                                   needed=("W_enc", "W_dec", "b_enc", "b_dec", "threshold"))
+    _sizes_from_weights(cfg_dict, tensors["W_enc"], source)
+    cfg_dict["d_out"] = int(tensors["W_dec"].shape[1])
+    return cfg_dict, _cast({k: tensors[k] for k in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")}, cfg_dict), None
+
+NAMED_PRETRAINED_SAE_LOADERS["gemma_2_transcoder"] = gemma_2_transcoder_loader
+NAMED_PRETRAINED_SAE_CONFIG_GETTERS["gemma_2_transcoder"] = get_gemma_2_transcoder_config
+
+# %% ../nbs/13_pretrained.ipynb #2cc9cdc1
+_GEMMA_3_SITES = {"resid_post": "blocks.{L}.hook_resid_post", "mlp_out": "blocks.{L}.hook_mlp_out",
+                  "attn_out": "blocks.{L}.attn.hook_z", "transcoder": "blocks.{L}.hook_mlp_in"}
+
+def get_gemma_3_config(repo_id:str, # e.g. "google/gemma-scope-2-4b-pt"
+                       folder_name:str, # e.g. "resid_post/layer_17_width_16k_l0_big"
+                       options:SAEConfigLoadOptions,
+                      ) -> dict[str, Any]:
+    "The config of a Gemma Scope 2 SAE or transcoder: its path, optional `config.json` and the weights' shapes."
+    m = re.search(r"layer_(\d+)", folder_name)
+    if m is None: raise ValueError(f"Could not find the layer in folder_name={folder_name!r} (expected 'layer_<n>')")
+    layer = int(m.group(1))
+    site = next((s for s in _GEMMA_3_SITES if s in folder_name), None)
+    if site is None: raise ValueError(f"Hook site not found in folder_name={folder_name!r}: expected one of {list(_GEMMA_3_SITES)}")
+    cfg_path = _optional_hub_file(repo_id, _join(folder_name, "config.json"), options.force_download)
+    raw = load_json(cfg_path) if cfg_path is not None else {}
+    if raw.get("architecture", "jump_relu") != "jump_relu":
+        raise ValueError(f"{repo_id}/{folder_name}/config.json: architecture={raw['architecture']!r}, expected 'jump_relu'")
+    model_name = raw.get("model_name") or repo_id.replace("gemma-scope-2", "gemma-3")
+    if "google/" not in model_name: model_name = "google/" + model_name
+    model_name = model_name.replace("-v3", "-3")
+    if "270m" in model_name: model_name = model_name.replace("-pt", "")
+    with safetensors_open(_hub_file(repo_id, _join(folder_name, "params.safetensors"), options.force_download), "pt") as f:
+        d_in, d_sae = f.get_slice("w_enc").get_shape()
+        d_out = f.get_slice("w_dec").get_shape()[-1]
+    cfg = _other_format_cfg(options.device, architecture="jumprelu", d_in=d_in, d_sae=d_sae, model_name=model_name,
+                            hook_name=_GEMMA_3_SITES[site].format(L=layer), hook_layer=layer)
+    if site == "transcoder":
+        affine = raw.get("affine_connection", "affine" in folder_name)
+        cfg.update(architecture="jumprelu_skip_transcoder" if affine else "jumprelu_transcoder", d_out=d_out,
+                   hook_name_out=f"blocks.{layer}.hook_mlp_out", hook_head_index_out=None)
+    return cfg
+
+def gemma_3_sae_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
+                       cfg_overrides:dict[str, Any]|None=None,
+                      ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+    "Load a Gemma Scope 2 SAE (jumprelu) or transcoder from its `params.safetensors`."
+    cfg_dict, repo_id, folder, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "gemma_3")
+    raw, source = _hub_tensors(repo_id, _join(folder, "params.safetensors"), device, force_download,
+                               needed=("w_enc", "w_dec", "b_enc", "b_dec", "threshold"))
+    state_dict = {"W_enc": raw["w_enc"], "W_dec": raw["w_dec"], "b_enc": raw["b_enc"], "b_dec": raw["b_dec"],
+                  "threshold": raw["threshold"]}
+    if "affine_skip_connection" in raw: state_dict["W_skip"] = raw["affine_skip_connection"].T  # [d_in, d_out] -> [d_out, d_in]
+    return cfg_dict, _cast(state_dict, cfg_dict), None
+
+NAMED_PRETRAINED_SAE_LOADERS["gemma_3"] = gemma_3_sae_loader
+NAMED_PRETRAINED_SAE_CONFIG_GETTERS["gemma_3"] = get_gemma_3_config
+
+# %% ../nbs/13_pretrained.ipynb #911d43f3
+_GOODFIRE_SAES = {
+    ("Goodfire/Llama-3.1-8B-Instruct-SAE-l19", "Llama-3.1-8B-Instruct-SAE-l19.pth"): ("meta-llama/Llama-3.1-8B-Instruct", 19, 4096),
+    ("Goodfire/Llama-3.3-70B-Instruct-SAE-l50", "Llama-3.3-70B-Instruct-SAE-l50.pt"): ("meta-llama/Llama-3.3-70B-Instruct", 50, 8192)}
+
+def get_goodfire_config(repo_id:str, # e.g. "Goodfire/Llama-3.1-8B-Instruct-SAE-l19"
+                        folder_name:str, # the weights file, e.g. "Llama-3.1-8B-Instruct-SAE-l19.pth"
+                        options:SAEConfigLoadOptions,
+                       ) -> dict[str, Any]:
+    "The config of one of Goodfire's two SAEs (no download)."
+    if (repo_id, folder_name) not in _GOODFIRE_SAES:
+        raise ValueError(f"Unsupported Goodfire SAE: {repo_id}/{folder_name}; known: {[f'{r}/{f}' for r, f in _GOODFIRE_SAES]}")
+    model_name, layer, d_in = _GOODFIRE_SAES[repo_id, folder_name]
+    return _other_format_cfg(options.device, d_in=d_in, d_sae=65536, model_name=model_name,
+                             hook_name=f"blocks.{layer}.hook_resid_post", dataset_path="lmsys/lmsys-chat-1m")
+
+def goodfire_sae_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
+                        cfg_overrides:dict[str, Any]|None=None,
+                       ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+    "Load a Goodfire SAE (a ReLU SAE as `encoder_linear` / `decoder_linear`)."
+    cfg_dict, repo_id, filename, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "goodfire")
+    tensors, source = _hub_tensors(repo_id, filename, device, force_download)
+    state_dict = _linear_pair_state_dict({k.replace("_linear.", "."): v for k, v in tensors.items()},
+                                         str_to_dtype(cfg_dict["dtype"]), source)
+    _sizes_from_weights(cfg_dict, state_dict["W_enc"], source)
+    return cfg_dict, state_dict, None
+
+NAMED_PRETRAINED_SAE_LOADERS["goodfire"] = goodfire_sae_loader
+NAMED_PRETRAINED_SAE_CONFIG_GETTERS["goodfire"] = get_goodfire_config
+
+# %% ../nbs/13_pretrained.ipynb #5987d696
+QWEN_SCOPE_MODELS = {"Qwen3-1.7B-Base": 2048, "Qwen3-8B-Base": 4096, "Qwen3-30B-A3B-Base": 2048, "Qwen3.5-2B-Base": 2048,
+                     "Qwen3.5-9B-Base": 4096, "Qwen3.5-27B": 5120, "Qwen3.5-35B-A3B-Base": 2048} # model -> d_model
+
+def get_qwen_scope_config(repo_id:str, # e.g. "Qwen/SAE-Res-Qwen3-1.7B-Base-W32K-L0_50"
+                          folder_name:str, # e.g. "layer0.sae.pt"
+                          options:SAEConfigLoadOptions,
+                         ) -> dict[str, Any]:
+    "The config of a Qwen Scope SAE, from its repo and file names (no download)."
+    m = re.search(r"layer(\d+)\.sae\.pt", folder_name)
+    if m is None: raise ValueError(f"Could not find the layer in folder_name={folder_name!r} (expected 'layer<n>.sae.pt')")
+    layer = int(m.group(1))
+    r = re.search(r"SAE-Res-(.+)-W(\d+)K-L0_(\d+)", repo_id)
+    if r is None: raise ValueError(f"repo_id={repo_id!r} is not a Qwen Scope repo ('<org>/SAE-Res-<model>-W<n>K-L0_<k>')")
+    model, width, k = r.group(1), int(r.group(2)) * 1024, int(r.group(3))
+    if model not in QWEN_SCOPE_MODELS: raise ValueError(f"Unknown Qwen Scope model {model!r}; known: {sorted(QWEN_SCOPE_MODELS)}")
+    return _other_format_cfg(options.device, architecture="topk", activation_fn_str="topk", activation_fn_kwargs={"k": k},
+                             d_in=QWEN_SCOPE_MODELS[model], d_sae=width, model_name=f"Qwen/{model}",
+                             hook_name=f"blocks.{layer}.hook_resid_post", hook_layer=layer, dataset_path="")
+
+def qwen_scope_sae_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
+                          cfg_overrides:dict[str, Any]|None=None,
+                         ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+    "Load a Qwen Scope TopK SAE from its `layer<n>.sae.pt`."
+    cfg_dict, repo_id, filename, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "qwen_scope")
+    t, source = _hub_tensors(repo_id, filename, device, force_download, needed=("W_enc", "W_dec", "b_enc", "b_dec"))
+    state_dict = _cast({"W_enc": t["W_enc"].T, "W_dec": t["W_dec"].T, "b_enc": t["b_enc"], "b_dec": t["b_dec"]}, cfg_dict)
+    _sizes_from_weights(cfg_dict, state_dict["W_enc"], source)
+    return cfg_dict, state_dict, None
+
+NAMED_PRETRAINED_SAE_LOADERS["qwen_scope"] = qwen_scope_sae_loader
+NAMED_PRETRAINED_SAE_CONFIG_GETTERS["qwen_scope"] = get_qwen_scope_config
+
+# %% ../nbs/13_pretrained.ipynb #f873bc19
+def _hub_yaml(repo_id:str, filenames:tuple[str, ...], force_download:bool=False) -> dict|None:
+    "The first of `filenames` the repo has, parsed as YAML; None when it has none."
+    for name in filenames:
+        path = _optional_hub_file(repo_id, name, force_download)
+        if path is not None: return yaml.safe_load(Path(path).read_text())
+    return None
+
+def get_mwhanna_transcoder_config(repo_id:str, # e.g. "mwhanna/qwen3-4b-transcoders"
+                                  folder_name:str, # e.g. "layer_3.safetensors"
+                                  options:SAEConfigLoadOptions,
+                                 ) -> dict[str, Any]:
+    "The config of one of Hanna's Qwen 3 transcoders, from the repo's `wandb-config.yaml` and `config.yaml`."
+    m = re.search(r"layer_(\d+)", folder_name)
+    if m is None: raise ValueError(f"Could not find the layer in folder_name={folder_name!r} (expected 'layer_<n>.safetensors')")
+    layer = int(m.group(1))
+    run = _hub_yaml(repo_id, ("wandb-config.yaml", "wanb-config.yaml"), options.force_download)
+    if run is None: raise ValueError(f"{repo_id} has neither wandb-config.yaml nor wanb-config.yaml")
+    base = _hub_yaml(repo_id, ("config.yaml",), options.force_download)
+    if base is None:  # the 14B repos: the model from the repo name
+        size = re.search(r"qwen3-(\d+(?:\.\d+)?)b", repo_id)
+        if size is None: raise ValueError(f"Could not find the Qwen3 size in repo_id={repo_id!r} and it has no config.yaml")
+        base = {"model_name": f"Qwen/Qwen3-{size.group(1)}B"}
+    d_model = run["d_model"]["value"]
+    return _other_format_cfg(options.device, architecture="transcoder", d_in=d_model, d_out=d_model,
+                             d_sae=run["d_feature"]["value"], model_name=base["model_name"], hook_layer=layer,
+                             hook_name=f"blocks.{layer}.mlp.hook_in", hook_name_out=f"blocks.{layer}.hook_mlp_out",
+                             hook_head_index_out=None, context_size=run["batch_size"]["value"],
+                             model_from_pretrained_kwargs={"fold_ln": False})
+
+def mwhanna_transcoder_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
+                              cfg_overrides:dict[str, Any]|None=None,
+                             ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+    "Load one of Hanna's Qwen 3 transcoders (`transcoder`, or `skip_transcoder` when it has `W_skip`)."
+    cfg_dict, repo_id, filename, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "mwhanna_transcoder")
+    t, source = _hub_tensors(repo_id, filename, device, force_download, needed=("W_enc", "W_dec", "b_enc", "b_dec"))
+    state_dict = {"W_enc": t["W_enc"].T, "W_dec": t["W_dec"], "b_enc": t["b_enc"], "b_dec": t["b_dec"]}
+    if "W_skip" in t: state_dict["W_skip"], cfg_dict["architecture"] = t["W_skip"], "skip_transcoder"
+    state_dict = _cast(state_dict, cfg_dict)
+    _sizes_from_weights(cfg_dict, state_dict["W_enc"], source)
+    cfg_dict["d_out"] = int(state_dict["W_dec"].shape[1])
+    return cfg_dict, state_dict, None
+
+NAMED_PRETRAINED_SAE_LOADERS["mwhanna_transcoder"] = mwhanna_transcoder_loader
+NAMED_PRETRAINED_SAE_CONFIG_GETTERS["mwhanna_transcoder"] = get_mwhanna_transcoder_config
+
+# %% ../nbs/13_pretrained.ipynb #6d0579e5
+def get_mntss_clt_layer_config(repo_id:str, # e.g. "mntss/clt-gemma-2-2b-2.5M"
+                               folder_name:str, # the layer, e.g. "3"
+                               options:SAEConfigLoadOptions,
+                              ) -> dict[str, Any]:
+    "The config of one layer of an mntss cross-layer transcoder, from `config.yaml` and the encoder file's shapes."
+    info = _hub_yaml(repo_id, ("config.yaml",), options.force_download)
+    if info is None: raise ValueError(f"{repo_id} has no config.yaml")
+    layer = int(folder_name)
+    with safetensors_open(_hub_file(repo_id, f"W_enc_{layer}.safetensors", options.force_download), "pt") as f:
+        d_sae, d_in = f.get_slice(f"W_enc_{layer}").get_shape()
+        d_out = f.get_slice(f"b_dec_{layer}").get_shape()[0]
+    return _other_format_cfg(options.device, architecture="transcoder", d_in=d_in, d_out=d_out, d_sae=d_sae,
+                             model_name=info["model_name"], hook_layer=layer, hook_head_index_out=None,
+                             hook_name=f"blocks.{layer}.{info['feature_input_hook']}",
+                             hook_name_out=f"blocks.{layer}.{info['feature_output_hook']}",
+                             model_from_pretrained_kwargs={"fold_ln": False})
+
+def mntss_clt_layer_transcoder_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
+                                      cfg_overrides:dict[str, Any]|None=None,
+                                     ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+    "Load one layer of an mntss CLT as a `transcoder` whose decoder sums the layer's decoders."
+    warnings.warn("This loads one layer of a cross-layer transcoder as a single-layer transcoder whose decoder is the sum of "
+                  "its decoders over later layers: use it for feature activations, not for reconstruction", UserWarning)
+    cfg_dict, repo_id, layer, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "mntss_clt_layer_transcoder")
+    enc, _ = _hub_tensors(repo_id, f"W_enc_{layer}.safetensors", device, force_download,
+                          needed=(f"W_enc_{layer}", f"b_enc_{layer}", f"b_dec_{layer}"))
+    dec, _ = _hub_tensors(repo_id, f"W_dec_{layer}.safetensors", device, force_download, needed=(f"W_dec_{layer}",))
+    return cfg_dict, _cast({"W_enc": enc[f"W_enc_{layer}"].T, "b_enc": enc[f"b_enc_{layer}"], "b_dec": enc[f"b_dec_{layer}"],
+                            "W_dec": dec[f"W_dec_{layer}"].sum(dim=1)}, cfg_dict), None
+
+NAMED_PRETRAINED_SAE_LOADERS["mntss_clt_layer_transcoder"] = mntss_clt_layer_transcoder_loader
+NAMED_PRETRAINED_SAE_CONFIG_GETTERS["mntss_clt_layer_transcoder"] = get_mntss_clt_layer_config
+
+# %% ../nbs/13_pretrained.ipynb #cad03de0
+def get_temporal_sae_config(repo_id:str, # "canrager/temporalSAEs"
+                            folder_name:str, # e.g. "gemma-2-2B/layer_12/temporal"
+                            options:SAEConfigLoadOptions,
+                           ) -> dict[str, Any]:
+    "The config of a temporal SAE, from its `conf.yaml` (SAELens 6's entries; saenb does not run the architecture)."
+    conf = _hub_yaml(repo_id, (_join(folder_name, "conf.yaml"),), options.force_download)
+    if conf is None: raise ValueError(f"{repo_id}/{folder_name} has no conf.yaml")
+    m = re.search(r"layer_(\d+)", folder_name)
+    if m is None: raise ValueError(f"Could not find the layer in folder_name={folder_name!r} (expected 'layer_<n>')")
+    sae, d_in = conf["sae"], conf["llm"]["dimin"]
+    return _other_format_cfg(options.device, architecture="temporal", d_in=d_in, d_sae=int(d_in * sae["exp_factor"]),
+                             model_name="", hook_name=f"blocks.{m.group(1)}.hook_resid_post", dtype=conf["data"]["dtype"],
+                             apply_b_dec_to_input=True,
+                             activation_normalization_factor=sae["scaling_factor"], # SAELens 6: normalize_activations="constant_scalar_rescale"
+                             **{k: sae[k] for k in ("n_heads", "n_attn_layers", "bottleneck_factor", "sae_diff_type",
+                                                    "kval_topk", "tied_weights")})
+
+def temporal_sae_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
+                        cfg_overrides:dict[str, Any]|None=None,
+                       ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+    "Read a temporal SAE's config and tensors in SAELens 6's layout (saenb does not run this architecture)."
+    cfg_dict, repo_id, folder, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "temporal")
+    raw, _ = _hub_tensors(repo_id, _join(folder, "latest_ckpt.safetensors"), device, force_download, needed=("D", "b"))
+    state_dict = {k: v for k, v in raw.items() if k.startswith("attn_layers.")}
+    state_dict.update(W_dec=raw["D"], b_dec=raw["b"])
+    if "E" in raw: state_dict["W_enc"] = raw["E"]
+    return cfg_dict, _cast(state_dict, cfg_dict), None
+
+NAMED_PRETRAINED_SAE_LOADERS["temporal"] = temporal_sae_loader
+NAMED_PRETRAINED_SAE_CONFIG_GETTERS["temporal"] = get_temporal_sae_config
+
+# %% ../nbs/13_pretrained.ipynb #e39ee7aa
+SPARSIFY_CFG_FILENAME, SPARSIFY_WEIGHTS_FILENAME = "cfg.json", "sae.safetensors" # sparsify's file names
+
+def sparsify_config(sae_cfg:dict, # the folder's `cfg.json`
+                    run_cfg:dict, # the run's `config.json` beside the folder ({} when absent)
+                    hookpoint:str, # the folder's name, e.g. "layers.3"
+                    device:str|None=None,
+                   ) -> dict[str, Any]:
+    "A SAELens 5.6 config dict for a sparsify SAE."
+    where = f"sparsify SAE {hookpoint!r}"
+    if sae_cfg.get("transcode") or sae_cfg.get("skip_connection"):
+        raise ValueError(f"{where}: transcode={sae_cfg.get('transcode')}, skip_connection={sae_cfg.get('skip_connection')}: "
+                         "saenb reads sparsify SAEs (transcode=False, no skip connection), not its transcoders")
+    if sae_cfg.get("activation", "topk") != "topk":
+        raise ValueError(f"{where}: activation={sae_cfg['activation']!r}; saenb reads activation='topk'")
+    if hookpoint == "embed_tokens": hook_name, layer = "hook_embed", 0
+    else:
+        m = re.search(r"layers[._](\d+)", hookpoint)
+        if m is None: raise ValueError(f"{where}: the folder name is not 'embed_tokens' or '...layers.<n>'")
+        layer = int(m.group(1)); hook_name = f"blocks.{layer}.hook_resid_post"
+    d_in = sae_cfg["d_in"]
+    return _other_format_cfg(device, architecture="topk", activation_fn_str="topk", activation_fn_kwargs={"k": sae_cfg["k"]},
+                             d_in=d_in, d_sae=sae_cfg.get("num_latents") or d_in * sae_cfg["expansion_factor"],
+                             model_name=run_cfg.get("model", ""), hook_name=hook_name, hook_layer=layer,
+                             apply_b_dec_to_input=True, dataset_path=run_cfg.get("dataset", ""),
+                             context_size=run_cfg.get("ctx_len", 2048))
+
+def sparsify_state_dict(tensors:dict[str, torch.Tensor], cfg_dict:dict, source:str) -> dict[str, torch.Tensor]:
+    "SAELens tensors from a sparsify `sae.safetensors`."
+    missing = [k for k in ("encoder.weight", "encoder.bias", "W_dec", "b_dec") if k not in tensors]
+    if missing: raise ValueError(f"{source} lacks {missing}; it has {sorted(tensors)}")
+    return _cast({"W_enc": tensors["encoder.weight"].T, "b_enc": tensors["encoder.bias"], "W_dec": tensors["W_dec"],
+                  "b_dec": tensors["b_dec"]}, cfg_dict)
+
+def read_sparsify_folder(path:str|Path, # a hookpoint folder holding cfg.json and sae.safetensors
+                         device:str="cpu",
+                        ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    "`(cfg_dict, state_dict)` of a sparsify SAE saved on disk; `SAE(SAEConfig.from_dict(cfg)).load_weights(sd)` runs it."
+    path = Path(path)
+    if not (path/SPARSIFY_CFG_FILENAME).is_file():
+        raise FileNotFoundError(f"{path/SPARSIFY_CFG_FILENAME} does not exist: {path} is not a sparsify SAE folder")
+    run_cfg = load_json(path.parent/"config.json") if (path.parent/"config.json").is_file() else {}
+    cfg_dict = handle_config_defaulting(sparsify_config(load_json(path/SPARSIFY_CFG_FILENAME), run_cfg, path.name, device))
+    weights = path/SPARSIFY_WEIGHTS_FILENAME
+    return cfg_dict, sparsify_state_dict(load_safetensors(weights, device), cfg_dict, str(weights))
+
+def get_sparsify_config(repo_id:str, # e.g. "EleutherAI/sae-pythia-70m-32k"
+                        folder_name:str, # the hookpoint folder, e.g. "layers.3"
+                        options:SAEConfigLoadOptions,
+                       ) -> dict[str, Any]:
+    "The config of a sparsify SAE on the Hub (its `cfg.json`, and the run's `config.json` when the repo has one)."
+    sae_cfg = load_json(_hub_file(repo_id, _join(folder_name, SPARSIFY_CFG_FILENAME), options.force_download))
+    parent = folder_name.strip("/").rpartition("/")[0]
+    run_path = _optional_hub_file(repo_id, _join(parent, "config.json"), options.force_download)
+    return sparsify_config(sae_cfg, load_json(run_path) if run_path else {}, folder_name.strip("/").split("/")[-1], options.device)
+
+def sparsify_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
+                    cfg_overrides:dict[str, Any]|None=None,
+                   ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+    "Load a sparsify SAE from a Hub repo (one folder per hookpoint)."
+    cfg_dict, repo_id, folder, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "sparsify")
+    tensors, source = _hub_tensors(repo_id, _join(folder, SPARSIFY_WEIGHTS_FILENAME), device, force_download)
+    return cfg_dict, sparsify_state_dict(tensors, cfg_dict, source), None
+
+NAMED_PRETRAINED_SAE_LOADERS["sparsify"] = sparsify_loader
+NAMED_PRETRAINED_SAE_CONFIG_GETTERS["sparsify"] = get_sparsify_config
 
 # %% ../nbs/13_pretrained.ipynb #d6ebe145
 def pretrained_saes_markdown(directory:dict[str, PretrainedSAELookup]|None=None, # `get_pretrained_saes_directory()` when None
