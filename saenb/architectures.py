@@ -12,7 +12,8 @@ import torch
 from transformer_lens.hook_points import HookPoint
 from .core import check_positive
 from .sae import (SAE, SAEConfig, StandardArchitecture, JumpReLUArchitecture, register_architecture,
-                       clean_reconstruction_error)
+                       clean_reconstruction_error, Architecture)
+from fastcore.basics import patch
 from .training_sae import (TrainingSAE, TrainingSAEConfig, TrainingStandardArchitecture, TrainingTopKArchitecture,
                                 register_training_architecture)
 from .hooked_sae_transformer import set_deep_attr
@@ -21,8 +22,9 @@ from .hooked_sae_transformer import set_deep_attr
 __all__ = ['TRANSCODER_FIELDS', 'batch_topk', 'BatchTopKArchitecture', 'TrainingBatchTopKArchitecture', 'matryoshka_widths',
            'MatryoshkaBatchTopKArchitecture', 'TrainingMatryoshkaBatchTopKArchitecture', 'to_jumprelu',
            'TranscoderConfig', 'TrainingTranscoderConfig', 'TranscoderArchitecture', 'SkipTranscoderArchitecture',
-           'TrainingTranscoderArchitecture', 'TrainingSkipTranscoderArchitecture', 'TranscoderSplice', 'add_transcoder',
-           'remove_transcoder', 'spliced_transcoders']
+           'JumpReLUTranscoderArchitecture', 'JumpReLUSkipTranscoderArchitecture', 'TrainingTranscoderArchitecture',
+           'TrainingSkipTranscoderArchitecture', 'TranscoderSplice', 'add_transcoder', 'remove_transcoder',
+           'spliced_transcoders']
 
 # %% ../nbs/04b_architectures.ipynb #f3a8acfa
 def batch_topk(hidden_pre:torch.Tensor, # pre-activations `[..., d_sae]`
@@ -128,6 +130,12 @@ class TrainingMatryoshkaBatchTopKArchitecture(TrainingBatchTopKArchitecture, Mat
             start = width
             yield width, sae.run_time_activation_norm_fn_out(partial)
 
+# %% ../nbs/04b_architectures.ipynb #452c1dda
+@patch
+def inference_cfg_dict(self:BatchTopKArchitecture, sae:SAE, cfg_dict:dict[str, Any]) -> dict[str, Any]:
+    "The BatchTopK family is written for inference as the JumpReLU it runs as (threshold = the learned global threshold)."
+    return {**cfg_dict, "architecture": "jumprelu", "activation_fn_str": "relu", "activation_fn_kwargs": {}}
+
 # %% ../nbs/04b_architectures.ipynb #bf251c44
 def to_jumprelu(sae:SAE, # a (Matryoshka) BatchTopK SAE, inference or training
                ) -> SAE:
@@ -222,6 +230,25 @@ class SkipTranscoderArchitecture(TranscoderArchitecture):
         if skip_input is None:
             raise RuntimeError("a skip transcoder's decode adds W_skip applied to its input: call encode first")
         return feature_acts @ sae.W_dec + skip_input @ sae.W_skip.T
+
+# %% ../nbs/04b_architectures.ipynb #c3db933c
+@register_architecture("jumprelu_transcoder")
+class JumpReLUTranscoderArchitecture(TranscoderArchitecture):
+    "A transcoder with a learned per-feature threshold: $f = \\mathrm{relu}(z)\\,[z > \\theta]$, `threshold` `[d_sae]`."
+    feature_scaled_params = ("b_enc", "threshold")
+    activate = JumpReLUArchitecture.activate
+
+    def param_shapes(self, cfg):
+        return {**super().param_shapes(cfg), "threshold": (cfg.d_sae,)}
+
+@register_architecture("jumprelu_skip_transcoder")
+class JumpReLUSkipTranscoderArchitecture(SkipTranscoderArchitecture):
+    "A skip transcoder with JumpReLU's per-feature threshold."
+    feature_scaled_params = ("b_enc", "threshold")
+    activate = JumpReLUArchitecture.activate
+
+    def param_shapes(self, cfg):
+        return {**super().param_shapes(cfg), "threshold": (cfg.d_sae,)}
 
 # %% ../nbs/04b_architectures.ipynb #a74b32e6
 @register_training_architecture("transcoder")

@@ -277,6 +277,16 @@ def from_pretrained(cls:SAE, release:str, # a release of the directory (e.g. "gp
                           "'expected_average_only_in'. Skipping normalization folding.")
     return sae, cfg_dict, log_sparsity
 
+@patch(cls_method=True)
+def from_pretrained_with_cfg_and_sparsity(cls:SAE, release:str, # a release of the directory, or a Hub repo id "org/name"
+                                         sae_id:str, # an SAE id of the release, or a folder of the repo
+                                         device:str="cpu", # where to load the SAE
+                                         force_download:bool=False, # download again even when the Hub cache has the files
+                                         converter:PretrainedSaeLoader|str|None=None, # as for `from_pretrained`
+                                        ) -> tuple[SAE, dict[str, Any], torch.Tensor|None]:
+    "SAELens 6's name for `from_pretrained`: `(sae, cfg_dict, log_sparsity)`."
+    return cls.from_pretrained(release, sae_id, device=device, force_download=force_download, converter=converter)
+
 # %% ../nbs/13_pretrained.ipynb #599e80e8
 def get_sae_config_from_hf(repo_id:str, # the Hub repo
                            folder_name:str, # the SAE's folder in it

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_sae.ipynb #37635096
 from __future__ import annotations
-import warnings
+import re, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -20,12 +20,13 @@ from .core import logger, str_to_dtype, dtype_to_str, check_choice, check_positi
 from .config import ACTIVATION_FNS, NORMALIZE_ACTIVATIONS
 
 # %% auto #0
-__all__ = ['SAE_CFG_FILENAME', 'SAE_WEIGHTS_FILENAME', 'SPARSITY_FILENAME', 'ARCHITECTURES', 'SAE_HOOK_NAMES', 'SAEConfig',
-           'TopK', 'tanh_relu', 'get_activation_fn', 'reference_kernels', 'fast_kernels_enabled', 'encoder_centre',
-           'CentredLinear', 'centred_linear', 'Architecture', 'register_architecture', 'get_architecture',
-           'StandardArchitecture', 'TopKArchitecture', 'JumpReLUArchitecture', 'GatedArchitecture', 'SAE',
-           'clean_reconstruction_error', 'save_safetensors', 'load_safetensors', 'handle_config_defaulting',
-           'read_sae_from_disk']
+__all__ = ['SAE_CFG_FILENAME', 'SAE_WEIGHTS_FILENAME', 'SPARSITY_FILENAME', 'SAE_LENS_6_TOPK_FIELDS', 'ARCHITECTURES',
+           'SAE_HOOK_NAMES', 'SAEConfig', 'is_sae_lens_6_cfg', 'flatten_sae_lens_6_cfg', 'TopK', 'tanh_relu',
+           'get_activation_fn', 'reference_kernels', 'fast_kernels_enabled', 'encoder_centre', 'CentredLinear',
+           'centred_linear', 'Architecture', 'register_architecture', 'get_architecture', 'StandardArchitecture',
+           'TopKArchitecture', 'JumpReLUArchitecture', 'GatedArchitecture', 'SAE', 'clean_reconstruction_error',
+           'save_safetensors', 'load_safetensors', 'check_runnable_architecture', 'fold_decoder_norm_rescaling',
+           'handle_config_defaulting', 'read_sae_from_disk']
 
 # %% ../nbs/03_sae.ipynb #0052e021
 SAE_CFG_FILENAME = "cfg.json"
@@ -72,6 +73,47 @@ class SAEConfig:
         str_to_dtype(self.dtype, "dtype")
         check_choice("normalize_activations", self.normalize_activations, NORMALIZE_ACTIVATIONS)
 
+# %% ../nbs/03_sae.ipynb #d060c942
+SAE_LENS_6_TOPK_FIELDS = ("k", "topk_threshold_lr", "matryoshka_widths") # SAELens 6 fields that 5.6 keeps in `activation_fn_kwargs`
+_TOPK_FAMILY = ("topk", "batchtopk", "matryoshka_batchtopk")
+_TRANSCODER_FAMILY = ("transcoder", "skip_transcoder", "jumprelu_transcoder", "jumprelu_skip_transcoder")
+
+def is_sae_lens_6_cfg(cfg_dict:dict[str, Any]) -> bool:
+    "Whether `cfg_dict` is in SAELens 6's form (run facts under `metadata`) rather than 5.x's flat one."
+    return "metadata" in cfg_dict or "reshape_activations" in cfg_dict
+
+def _layer_of(hook_name:str|None) -> int:
+    m = re.match(r"blocks\.(\d+)\.", hook_name or "")
+    return int(m.group(1)) if m else 0
+
+def flatten_sae_lens_6_cfg(cfg_dict:dict[str, Any], # a `cfg.json` dict of any SAELens generation
+                          ) -> dict[str, Any]:
+    "A SAELens 6 `cfg.json` dict in SAELens 5.6's flat form (a new dict); a 5.x dict comes back as a copy."
+    d = dict(cfg_dict)
+    if not is_sae_lens_6_cfg(d): return d
+    for key, value in (d.pop("metadata", None) or {}).items():
+        if d.get(key) is None: d[key] = value
+    arch = d.setdefault("architecture", "standard")
+    d.setdefault("activation_fn_str", "topk" if arch in _TOPK_FAMILY else "relu")
+    kwargs = dict(d.get("activation_fn_kwargs") or {})
+    for key in SAE_LENS_6_TOPK_FIELDS:
+        if key in d: kwargs.setdefault(key, d.pop(key))
+    if isinstance(kwargs.get("k"), float) and kwargs["k"].is_integer(): kwargs["k"] = int(kwargs["k"])  # BatchTopK's k is a float in 6
+    d["activation_fn_kwargs"] = kwargs
+    d["hook_name"] = hook_name = d.get("hook_name") or ""
+    if d.get("hook_layer") is None: d["hook_layer"] = _layer_of(hook_name)
+    reshape = d.pop("reshape_activations", "none")
+    if reshape == "hook_z" and not hook_name.endswith("_z"):
+        raise ValueError(f"reshape_activations='hook_z' with hook_name={hook_name!r}: saenb reshapes heads for hook_z "
+                         "hooks only (names ending in '_z'); valid: reshape_activations='none' for this hook")
+    for key in ("model_name", "context_size", "dataset_path", "hook_head_index", "sae_lens_training_version"): d.setdefault(key, None)
+    for key, default in (("prepend_bos", True), ("dataset_trust_remote_code", True), ("finetuning_scaling_factor", False)):
+        if d.get(key) is None: d[key] = default   # SAELens 5.6's defaults for what 6 leaves unset
+    if arch in _TRANSCODER_FAMILY:
+        d["apply_b_dec_to_input"] = False   # SAELens 6 transcoders never subtract b_dec (it lives in the output space)
+        if d.get("hook_name_out") is None: d["hook_name_out"] = hook_name
+    return d
+
 # %% ../nbs/03_sae.ipynb #7cc6c10c
 _RENAMED_KEYS = {"hook_point": "hook_name", "hook_point_layer": "hook_layer",
                  "hook_point_head_index": "hook_head_index", "activation_fn": "activation_fn_str"}
@@ -98,7 +140,8 @@ def _config_class_for(cls:type, architecture) -> type:
 
 @patch(cls_method=True)
 def from_dict(cls:SAEConfig, config_dict:dict[str, Any]) -> SAEConfig:
-    "Build a config from a `cfg.json` dict: old key names are renamed, unknown keys ignored."
+    "Build a config from a `cfg.json` dict (SAELens 5.x or 6): old key names are renamed, unknown keys ignored."
+    config_dict = flatten_sae_lens_6_cfg(config_dict)
     cls = _config_class_for(cls, config_dict.get("architecture"))
     return cls(**_config_kwargs(cls, config_dict))
 
@@ -544,25 +587,68 @@ def process_state_dict_for_loading(self:SAE, state_dict:dict[str, Any]):
     self.arch.process_state_dict_for_loading(self, state_dict)
 
 @patch
-def save_model(self:SAE, path:str|Path, # the folder to write (created if needed)
-               sparsity:torch.Tensor|None=None, # per-feature (log) sparsity, written to sparsity.safetensors
-              ) -> tuple[Path, ...]:
-    "Save in SAELens's format; returns `(weights_path, cfg_path)` plus `sparsity_path` when `sparsity` is given."
+def inference_cfg_dict(self:Architecture, sae:SAE, cfg_dict:dict[str, Any]) -> dict[str, Any]:
+    "The `cfg.json` dict an inference save writes for `cfg_dict`: unchanged here; an architecture written as another one overrides it."
+    return cfg_dict
+
+@patch
+def inference_cfg_dict(self:SAE) -> dict[str, Any]:
+    "This SAE's `cfg.json` dict for inference: the inference fields, in the form the architecture is written as."
+    cfg = self.cfg
+    return self.arch.inference_cfg_dict(self, cfg.get_base_sae_cfg_dict() if hasattr(cfg, "get_base_sae_cfg_dict") else cfg.to_dict())
+
+def _write_sae_folder(sae:SAE, path:str|Path, cfg_dict:dict, sparsity:torch.Tensor|None) -> tuple[Path, ...]:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    state_dict = dict(self.state_dict())
-    self.process_state_dict_for_saving(state_dict)
+    state_dict = dict(sae.state_dict())
+    sae.process_state_dict_for_saving(state_dict)
     weights_path, cfg_path = path/SAE_WEIGHTS_FILENAME, path/SAE_CFG_FILENAME
     save_safetensors(state_dict, weights_path)
-    save_json(self.cfg.to_dict(), cfg_path)
+    save_json(cfg_dict, cfg_path)
     if sparsity is None: return weights_path, cfg_path
     sparsity_path = path/SPARSITY_FILENAME
     save_safetensors({"sparsity": sparsity}, sparsity_path)
     return weights_path, cfg_path, sparsity_path
 
+@patch
+def save_model(self:SAE, path:str|Path, # the folder to write (created if needed)
+               sparsity:torch.Tensor|None=None, # per-feature (log) sparsity, written to sparsity.safetensors
+              ) -> tuple[Path, ...]:
+    "Save in SAELens's format: an inference SAE in its inference form, a training SAE whole (to resume); returns the paths."
+    training = self._architectures is not ARCHITECTURES   # a `TrainingSAE` (chapter 04) looks up the training registry
+    return _write_sae_folder(self, path, self.cfg.to_dict() if training else self.inference_cfg_dict(), sparsity)
+
+@patch
+def save_inference_model(self:SAE, path:str|Path, # the folder to write (created if needed)
+                         sparsity:torch.Tensor|None=None, # per-feature (log) sparsity, written to sparsity.safetensors
+                        ) -> tuple[Path, ...]:
+    "SAELens 6's name: save the inference form (`inference_cfg_dict`) of an inference or a training SAE."
+    return _write_sae_folder(self, path, self.inference_cfg_dict(), sparsity)
+
+# %% ../nbs/03_sae.ipynb #2db22a3f
+def check_runnable_architecture(architecture:str, # `cfg_dict["architecture"]`
+                               ) -> str:
+    "Raise a `ValueError` naming `architecture` and the registered ones unless saenb can run it."
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture={architecture!r} is not an architecture saenb can run (SAELens 6 has more: "
+                         f"temporal, matching_pursuit, abstopk, ...); saenb supports: {', '.join(ARCHITECTURES)}")
+    return architecture
+
+def fold_decoder_norm_rescaling(state_dict:dict[str, torch.Tensor], # disk layout; changed in place
+                               ) -> dict[str, torch.Tensor]:
+    "Fold SAELens 6's `rescale_acts_by_decoder_norm` into the weights: unit decoder rows, encoder scaled to match."
+    norms = state_dict["W_dec"].norm(dim=-1)
+    state_dict["W_enc"] = state_dict["W_enc"] * norms
+    state_dict["b_enc"] = state_dict["b_enc"] * norms
+    state_dict["W_dec"] = state_dict["W_dec"] / norms[:, None]
+    return state_dict
+
 # %% ../nbs/03_sae.ipynb #afeb8c30
 def handle_config_defaulting(cfg_dict:dict[str, Any]) -> dict[str, Any]:
-    "Fill in keys missing from old `cfg.json` files with SAELens's defaults (in place, and returned)."
+    "Flatten a SAELens 6 dict, check the architecture, and fill in keys missing from old `cfg.json` files with SAELens's defaults (in place, and returned)."
+    if is_sae_lens_6_cfg(cfg_dict):
+        flat = flatten_sae_lens_6_cfg(cfg_dict)
+        cfg_dict.clear(); cfg_dict.update(flat)
     cfg_dict.setdefault("prepend_bos", True)
     cfg_dict.setdefault("dataset_trust_remote_code", True)
     cfg_dict.setdefault("apply_b_dec_to_input", True)
@@ -575,6 +661,7 @@ def handle_config_defaulting(cfg_dict:dict[str, Any]) -> dict[str, Any]:
         cfg_dict["normalize_activations"] = "expected_average_only_in" if cfg_dict["normalize_activations"] else "none"
     cfg_dict.setdefault("normalize_activations", "none")
     cfg_dict.setdefault("device", "cpu")
+    check_runnable_architecture(cfg_dict["architecture"])
     return cfg_dict
 
 def read_sae_from_disk(cfg_dict:dict[str, Any], # the (defaulted) config dict; `finetuning_scaling_factor` is updated
@@ -593,6 +680,9 @@ def read_sae_from_disk(cfg_dict:dict[str, Any], # the (defaulted) config dict; `
                                  "but its config has finetuning_scaling_factor=False")
             state_dict["finetuning_scaling_factor"] = scale
     cfg_dict["finetuning_scaling_factor"] = "finetuning_scaling_factor" in state_dict
+    if "topk_threshold" in state_dict:   # SAELens 6's training BatchTopK: one global threshold, the JumpReLU threshold of every feature
+        state_dict["threshold"] = state_dict.pop("topk_threshold").reshape(()).expand(cfg_dict["d_sae"]).clone()
+    if cfg_dict.pop("rescale_acts_by_decoder_norm", False): fold_decoder_norm_rescaling(state_dict)
     return cfg_dict, state_dict
 
 # %% ../nbs/03_sae.ipynb #ce55da98
@@ -635,6 +725,19 @@ def load_from_pretrained(cls:SAE, path:str|Path, # a folder holding cfg.json and
     cfg_dict, state_dict = read_sae_from_disk(cfg_dict, weights_path, device=str(device))
     sae = cls(cls._config_class.from_dict(cfg_dict))
     return sae.load_weights(state_dict, source=str(weights_path))
+
+@patch(cls_method=True)
+def load_from_disk(cls:SAE, path:str|Path, # a folder holding cfg.json and sae_weights.safetensors
+                   device:str="cpu", # where to load the SAE
+                   dtype:str|torch.dtype|None=None, # override the saved dtype
+                   converter:Callable|None=None, # SAELens 6's disk loader: `(path, device, cfg_overrides) -> (cfg_dict, state_dict)`
+                  ) -> SAE:
+    "SAELens 6's name for `load_from_pretrained`; `converter` reads another on-disk format."
+    if converter is None: return cls.load_from_pretrained(path, device=device, dtype=dtype)
+    cfg_dict, state_dict = converter(path, str(device), cfg_overrides=None if dtype is None else {"dtype": dtype_to_str(dtype)})
+    cfg_dict = handle_config_defaulting(dict(cfg_dict))
+    cfg_dict["device"] = str(device)
+    return cls(cls._config_class.from_dict(cfg_dict)).load_weights(state_dict, source=f"{converter.__name__}({str(path)!r})")
 
 @patch(cls_method=True)
 def from_dict(cls:SAE, config_dict:dict[str, Any]) -> SAE:
