@@ -70,6 +70,7 @@ class SAEConfig:
         check_positive("d_in", self.d_in)
         check_positive("d_sae", self.d_sae)
         str_to_dtype(self.dtype, "dtype")
+        if self.normalize_activations is None: self.normalize_activations = "none"   # SAELens 5.6's Gemma Scope configs say None
         check_choice("normalize_activations", self.normalize_activations, NORMALIZE_ACTIVATIONS)
 
 # %% ../nbs/03_sae.ipynb #7cc6c10c
