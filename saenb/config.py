@@ -279,6 +279,8 @@ def _check_values(self:LanguageModelSAERunnerConfig):
     if self.resume_from_checkpoint is not None: _check_resume_folder(self.resume_from_checkpoint)
 
 # %% ../nbs/02_config.ipynb #f6646e2c
+_SAELENS_5_6_ARCHITECTURES = ("standard", "gated", "jumprelu", "topk") # built by SAELens 5.6, whose config rules apply to them
+
 @patch
 def _derive(self:LanguageModelSAERunnerConfig):
     "Fill in the fields whose defaults depend on other fields."
@@ -301,7 +303,7 @@ def _derive(self:LanguageModelSAERunnerConfig):
             raise ValueError(f"activation_fn='topk' needs activation_fn_kwargs['k'] (features kept per token); got "
                              f"activation_fn_kwargs={self.activation_fn_kwargs!r}: activation_fn_kwargs.k must be "
                              "provided for topk architecture.")
-        in_sae_lens = self.architecture in ("standard", "gated", "jumprelu", "topk")
+        in_sae_lens = self.architecture in _SAELENS_5_6_ARCHITECTURES
         if isinstance(k, bool) or not isinstance(k, Integral) or k < 1 or (k > self.d_sae and not in_sae_lens):
             raise ValueError(f"activation_fn_kwargs['k']={k!r} must be an integer between 1 and d_sae={self.d_sae}")
         if k > self.d_sae:   # SAELens 5.6 builds it (its aux-k loss works on it); encoding fails until k <= d_sae
