@@ -16,6 +16,7 @@ from tqdm import tqdm
 from .core import logger, str_to_dtype, check_choice, check_positive, atomic_write
 from .config import LanguageModelSAERunnerConfig, CacheActivationsRunnerConfig, NORMALIZE_ACTIVATIONS
 from .tokenization import concat_and_batch_sequences
+from .load_model import HookedProxyLM
 
 # %% auto #0
 __all__ = ['HfDataset', 'permute_together', 'validate_pretokenized_dataset_tokenizer', 'ActivationsStore']
@@ -116,6 +117,11 @@ def _check_hook(model, hook_name:str, hook_layer:int):
         raise ValueError(f"hook_name={hook_name!r} is not a hook of the model ({len(names)} hooks; {hint})")
     m = re.match(r"blocks\.(\d+)\.", hook_name)
     if m and int(m.group(1)) > hook_layer:
+        if isinstance(model, HookedProxyLM):   # runs every layer whatever stop_at_layer says: the hook runs (as in 5.6)
+            warnings.warn(f"hook_layer={hook_layer} but hook_name={hook_name!r} is in block {m.group(1)}: this Hugging Face "
+                          f"model runs all its layers, so the hook runs; set hook_layer={m.group(1)} to match",
+                          UserWarning, stacklevel=3)
+            return
         raise ValueError(f"hook_layer={hook_layer} but hook_name={hook_name!r} is in block {m.group(1)}: the forward pass "
                          f"stops after block hook_layer, before the hook runs; set hook_layer={m.group(1)}")
 

@@ -170,7 +170,7 @@ def _check_output_path(final:Path):
     "Refuse an output path that exists and is not an empty directory."
     if final.exists() and (not final.is_dir() or any(final.iterdir())):
         raise FileExistsError(f"new_cached_activations_path={str(final)!r} already exists and is not empty. Please "
-                              "delete it or specify a different path; the runner never overwrites a cache.")
+                              "delete it or specify a different path. The runner never overwrites a cache.")
 
 def _barrier(world_size:int):
     if world_size > 1: dist.barrier()

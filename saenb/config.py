@@ -14,11 +14,15 @@ from dataclasses import dataclass, field, fields, MISSING
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
+import warnings
 import torch
 from fastcore.basics import patch
 from fastcore.docments import docments
 from . import __version__
 from .core import logger, str_to_dtype, dtype_to_str, check_choice, check_positive, save_json, load_json
+
+# %% ../nbs/02_config.ipynb #5b20e327
+from .core import DTYPE_MAP
 
 # %% ../nbs/02_config.ipynb #d42786f4
 _NOPE = object()  # "does not fit the annotation"
@@ -251,7 +255,8 @@ def _check_values(self:LanguageModelSAERunnerConfig):
     check_choice("normalize_activations", self.normalize_activations, NORMALIZE_ACTIVATIONS)
     check_choice("mse_loss_normalization", self.mse_loss_normalization, MSE_LOSS_NORMALIZATIONS)
     if self.lr_scheduler_name.lower() not in LR_SCHEDULERS:
-        raise ValueError(f"lr_scheduler_name={self.lr_scheduler_name!r} is not one of: {', '.join(LR_SCHEDULERS)}")
+        raise ValueError(f"Unsupported scheduler: {self.lr_scheduler_name}. lr_scheduler_name={self.lr_scheduler_name!r} "
+                         f"is not one of: {', '.join(LR_SCHEDULERS)}")
     check_choice("finetuning_method", self.finetuning_method, FINETUNING_METHODS)
     if self.activation_fn is not None: check_choice("activation_fn", self.activation_fn, ACTIVATION_FNS)
     for name in ("d_in", "context_size", "train_batch_size_tokens", "store_batch_size_prompts", "lr", "lp_norm",
@@ -274,6 +279,8 @@ def _check_values(self:LanguageModelSAERunnerConfig):
     if self.resume_from_checkpoint is not None: _check_resume_folder(self.resume_from_checkpoint)
 
 # %% ../nbs/02_config.ipynb #f6646e2c
+_SAELENS_5_6_ARCHITECTURES = ("standard", "gated", "jumprelu", "topk") # built by SAELens 5.6, whose config rules apply to them
+
 @patch
 def _derive(self:LanguageModelSAERunnerConfig):
     "Fill in the fields whose defaults depend on other fields."
@@ -282,7 +289,7 @@ def _derive(self:LanguageModelSAERunnerConfig):
             self.dataset_path, self.model_name, self.hook_name, self.hook_head_index)
     if self.activation_fn is None: self.activation_fn = "topk" if self.architecture in TOPK_ARCHITECTURES else "relu"
     if self.architecture in TOPK_ARCHITECTURES and self.activation_fn != "topk":
-        raise ValueError(f"activation_fn={self.activation_fn!r} with architecture={self.architecture!r}: if using "
+        raise ValueError(f"activation_fn={self.activation_fn!r} with architecture={self.architecture!r}: If using "
                          f"{self.architecture} architecture, activation_fn must be topk.")
     if self.activation_fn_kwargs is None: self.activation_fn_kwargs = {"k": 100} if self.activation_fn == "topk" else {}
     if self.d_sae is not None and self.expansion_factor is not None and self.d_sae != self.d_in * self.expansion_factor:
@@ -294,9 +301,14 @@ def _derive(self:LanguageModelSAERunnerConfig):
         k = self.activation_fn_kwargs.get("k")
         if k is None:
             raise ValueError(f"activation_fn='topk' needs activation_fn_kwargs['k'] (features kept per token); got "
-                             f"activation_fn_kwargs={self.activation_fn_kwargs!r}")
-        if isinstance(k, bool) or not isinstance(k, Integral) or not 1 <= k <= self.d_sae:
+                             f"activation_fn_kwargs={self.activation_fn_kwargs!r}: activation_fn_kwargs.k must be "
+                             "provided for topk architecture.")
+        in_sae_lens = self.architecture in _SAELENS_5_6_ARCHITECTURES
+        if isinstance(k, bool) or not isinstance(k, Integral) or k < 1 or (k > self.d_sae and not in_sae_lens):
             raise ValueError(f"activation_fn_kwargs['k']={k!r} must be an integer between 1 and d_sae={self.d_sae}")
+        if k > self.d_sae:   # SAELens 5.6 builds it (its aux-k loss works on it); encoding fails until k <= d_sae
+            warnings.warn(f"activation_fn_kwargs['k']={k} is larger than d_sae={self.d_sae}: the SAE builds, as in "
+                          "SAELens 5.6, but encoding raises until k <= d_sae", UserWarning, stacklevel=4)
     if self.run_name is None:
         self.run_name = f"{self.d_sae}-L1-{self.l1_coefficient}-LR-{self.lr}-Tokens-{self.training_tokens:3.3e}"
     if self.model_from_pretrained_kwargs is None:
@@ -326,7 +338,7 @@ def _check_combinations(self:LanguageModelSAERunnerConfig):
         raise ValueError("finetuning_method='decoder' with apply_b_dec_to_input=True: if we are fine tuning the decoder,"
                          " we can't be applying b_dec to the input. Set apply_b_dec_to_input to False.")
     if (self.lr_decay_steps > 0 and self.lr_end == 0.0 and self.lr_scheduler_name.lower() != "constant"):
-        raise ValueError(f"lr_decay_steps={self.lr_decay_steps} with lr_end=0.0: cannot have decay_steps with "
+        raise ValueError(f"lr_decay_steps={self.lr_decay_steps} with lr_end=0.0: Cannot have decay_steps with "
                          "lr_end=0.0, this would decay from 0 to 0 and be a waste.")
     if isinstance(self.exclude_special_tokens, list) and not all(isinstance(x, int) for x in self.exclude_special_tokens):
         raise ValueError("exclude_special_tokens list must contain only integers")
@@ -585,7 +597,9 @@ class PretokenizeRunnerConfig:
         for name in ("begin_batch_token", "begin_sequence_token", "sequence_separator_token"):
             if isinstance(getattr(self, name), int): check_positive(name, getattr(self, name), allow_zero=True)
         if self.streaming and self.num_proc > 1:
-            raise ValueError(f"num_proc={self.num_proc} with streaming=True: num_proc must be 1 when streaming is True")
+            # SAELens 5.6 builds this config and refuses it when the runner starts: so does `pretokenize_dataset`
+            warnings.warn(f"num_proc={self.num_proc} with streaming=True: the run will stop, as num_proc must be 1 when "
+                          "streaming is True", UserWarning, stacklevel=3)
 
 # %% ../nbs/02_config.ipynb #88e972e5
 _TRUE, _FALSE = ("true", "1", "yes", "y", "on"), ("false", "0", "no", "n", "off")

@@ -16,6 +16,7 @@ from fastcore.basics import patch
 from tqdm import tqdm
 from .core import logger, check_positive, default_device, atomic_write, save_json, load_json
 from .sae import SAE, SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
+from .pretrained import get_pretrained_saes_directory   # importable from here, as from sae_lens.evals
 
 # %% auto #0
 __all__ = ['METRIC_GROUPS', 'get_library_version', 'get_git_hash', 'EvalConfig', 'get_eval_everything_config',
@@ -390,9 +391,7 @@ def run_evals(sae:SAE, # the SAE under evaluation
 def all_loadable_saes(directory:Mapping[str, Any]|None=None, # release -> lookup; the pretrained directory when None
                      ) -> list[tuple[str, str, float, float]]:
     "`(release, sae_id, expected_var_explained, expected_l0)` for every SAE in the pretrained directory."
-    if directory is None:
-        from saenb.pretrained import get_pretrained_saes_directory
-        directory = get_pretrained_saes_directory()
+    if directory is None: directory = get_pretrained_saes_directory()   # looked up here, so patching saenb.evals works
     return [(release, sae_id, lookup.expected_var_explained[sae_id], lookup.expected_l0[sae_id])
             for release, lookup in directory.items() for sae_id in lookup.saes_map]
 

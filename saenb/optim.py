@@ -59,7 +59,10 @@ def get_lr_scheduler(scheduler_name:str, # "constant", "cosineannealing" or "cos
                      num_cycles:int, # number of cosine cycles for "cosineannealingwarmrestarts"
                     ) -> LRScheduler:
     "SAELens's learning-rate schedule: linear warm-up, a constant or cosine main phase, linear decay to 0."
-    name = check_choice("scheduler_name", scheduler_name.lower(), LR_SCHEDULER_NAMES)
+    name = scheduler_name.lower()
+    if name not in LR_SCHEDULER_NAMES:   # SAELens 5.6's sentence first, for code that matches on it
+        raise ValueError(f"Unsupported scheduler: {scheduler_name}. scheduler_name={name!r} is not one of: "
+                         f"{', '.join(LR_SCHEDULER_NAMES)}")
     check_positive("lr", lr)
     check_positive("warm_up_steps", warm_up_steps, allow_zero=True)
     check_positive("decay_steps", decay_steps, allow_zero=True)
@@ -68,8 +71,8 @@ def get_lr_scheduler(scheduler_name:str, # "constant", "cosineannealing" or "cos
         raise ValueError(f"warm_up_steps={warm_up_steps} + decay_steps={decay_steps} must be <= "
                          f"training_steps={training_steps}")
     if decay_steps > 0 and name != "constant" and lr_end == 0.0:
-        raise ValueError(f"decay_steps={decay_steps} with lr_end=0.0 would decay from 0 to 0; "
-                         "set lr_end > 0 or decay_steps=0")
+        raise ValueError(f"decay_steps={decay_steps} with lr_end=0.0: Cannot have decay_steps with lr_end=0.0, this "
+                         "would decay from 0 to 0 and be a waste. Set lr_end > 0 or decay_steps=0")
     if name == "cosineannealingwarmrestarts" and main_steps // num_cycles < 1:
         raise ValueError(f"num_cycles={num_cycles} leaves cycles of 0 steps: the main phase has only "
                          f"{main_steps} steps (training_steps - warm_up_steps - decay_steps)")

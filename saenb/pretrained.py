@@ -352,7 +352,7 @@ def get_gemma_2_config(repo_id:str, # e.g. "google/gemma-scope-2b-pt-res"
            "hook_name": hook_name, "hook_layer": layer, "hook_head_index": None, "activation_fn_str": "relu",
            "finetuning_scaling_factor": False, "sae_lens_training_version": None, "prepend_bos": True,
            "dataset_path": "monology/pile-uncopyrighted", "context_size": 1024, "dataset_trust_remote_code": True,
-           "apply_b_dec_to_input": False, "normalize_activations": "none"}
+           "apply_b_dec_to_input": False, "normalize_activations": None}   # None, as SAELens 5.6 returns; SAEConfig reads it as "none"
     if options.device is not None: cfg["device"] = options.device
     return cfg
 

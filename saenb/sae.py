@@ -71,6 +71,7 @@ class SAEConfig:
         check_positive("d_in", self.d_in)
         check_positive("d_sae", self.d_sae)
         str_to_dtype(self.dtype, "dtype")
+        if self.normalize_activations is None: self.normalize_activations = "none"   # SAELens 5.6's Gemma Scope configs say None
         check_choice("normalize_activations", self.normalize_activations, NORMALIZE_ACTIVATIONS)
 
 # %% ../nbs/03_sae.ipynb #d060c942
@@ -383,8 +384,9 @@ class SAE(HookedRootModule):
         self.arch = get_architecture(cfg.architecture, self._architectures)
         self.activation_fn = get_activation_fn(cfg.activation_fn_str, **(cfg.activation_fn_kwargs or {}))
         k = getattr(self.activation_fn, "k", None)
-        if k is not None and k > cfg.d_sae:
-            raise ValueError(f"activation_fn_kwargs k={k} must be <= d_sae={cfg.d_sae}")
+        if k is not None and k > cfg.d_sae:   # SAELens 5.6 builds it (its aux-k loss works on it); encoding cannot
+            warnings.warn(f"activation_fn_kwargs k={k} must be <= d_sae={cfg.d_sae} to encode: the SAE is built, as in "
+                          "SAELens 5.6, but encode raises until k <= d_sae", UserWarning, stacklevel=2)
         self.arch.init_params(self)
         if cfg.finetuning_scaling_factor:
             self.finetuning_scaling_factor = nn.Parameter(torch.ones(cfg.d_sae, dtype=self.dtype, device=self.device))
@@ -476,6 +478,50 @@ def encode(self:SAE, x:torch.Tensor) -> torch.Tensor:
     "Feature activations `[..., d_sae]` for input `x` of shape `[..., d_in]`."
     return self.encode_with_hidden_pre(x)[0]
 
+# %% ../nbs/03_sae.ipynb #7d5b21ce
+def _check_family(sae:SAE, method:str, family:type):
+    "Raise unless `sae`'s architecture is `family` or a subclass (for SAELens 5.6's per-architecture method names)."
+    if not isinstance(sae.arch, family):
+        raise ValueError(f"{method} is SAELens 5.6's method for {family.name} SAEs, but architecture="
+                         f"{sae.cfg.architecture!r}; call encode / the architecture's init_params instead")
+
+@patch
+def encode_standard(self:SAE, x:torch.Tensor) -> torch.Tensor:
+    "SAELens 5.6's encoder of standard and topk SAEs: `encode(x)`."
+    _check_family(self, "encode_standard", StandardArchitecture)
+    return self.encode(x)
+
+@patch
+def encode_gated(self:SAE, x:torch.Tensor) -> torch.Tensor:
+    "SAELens 5.6's encoder of gated SAEs: `encode(x)`."
+    _check_family(self, "encode_gated", GatedArchitecture)
+    return self.encode(x)
+
+@patch
+def encode_jumprelu(self:SAE, x:torch.Tensor) -> torch.Tensor:
+    "SAELens 5.6's encoder of JumpReLU SAEs: `encode(x)`."
+    _check_family(self, "encode_jumprelu", JumpReLUArchitecture)
+    return self.encode(x)
+
+# %% ../nbs/03_sae.ipynb #d1fc06bc
+@patch
+def initialize_weights_basic(self:SAE):
+    "SAELens 5.6's fresh parameters for standard and topk SAEs (Kaiming-uniform matrices, zero vectors)."
+    _check_family(self, "initialize_weights_basic", StandardArchitecture)
+    self.arch.init_params(self)
+
+@patch
+def initialize_weights_gated(self:SAE):
+    "SAELens 5.6's fresh parameters for gated SAEs."
+    _check_family(self, "initialize_weights_gated", GatedArchitecture)
+    self.arch.init_params(self)
+
+@patch
+def initialize_weights_jumprelu(self:SAE):
+    "SAELens 5.6's fresh parameters for JumpReLU SAEs (the threshold, or `log_threshold` when training)."
+    _check_family(self, "initialize_weights_jumprelu", JumpReLUArchitecture)
+    self.arch.init_params(self)
+
 # %% ../nbs/03_sae.ipynb #88b807de
 @patch
 def apply_finetuning_scaling_factor(self:SAE, feature_acts:torch.Tensor) -> torch.Tensor:
@@ -550,10 +596,12 @@ def fold_activation_norm_scaling_factor(self:SAE, activation_norm_scaling_factor
 # %% ../nbs/03_sae.ipynb #78f0145f
 @patch
 def _apply(self:SAE, fn, *args, **kwargs):
-    "`nn.Module._apply`, then record the parameters' device and dtype in `cfg`."
+    "`nn.Module._apply`, then record the parameters' device and dtype in `cfg` (a new dtype as `str(dtype)`, as SAELens 5.6)."
     HookedRootModule._apply(self, fn, *args, **kwargs)
     p = next(iter(self._parameters.values()), None)
-    if p is not None: self.cfg.device, self.cfg.dtype = str(p.device), dtype_to_str(p.dtype)
+    if p is None: return self
+    self.cfg.device = str(p.device)
+    if str_to_dtype(self.cfg.dtype) != p.dtype: self.cfg.dtype = str(p.dtype)   # "torch.float16", SAELens 5.6's spelling
     return self
 
 # %% ../nbs/03_sae.ipynb #a89cb400

@@ -85,7 +85,7 @@ def pretokenize_dataset(dataset:Dataset|IterableDataset, # a dataset with a text
     if columns is not None and cfg.column_name not in columns:
         raise ValueError(f"column_name={cfg.column_name!r} is not a column of the dataset; its columns: {', '.join(columns)}")
     streaming = isinstance(dataset, IterableDataset)
-    if streaming and cfg.num_proc > 1:
+    if (streaming or cfg.streaming) and cfg.num_proc > 1:
         raise ValueError(f"num_proc={cfg.num_proc} with a streamed dataset: num_proc must be 1 when streaming is True")
 
     def tokenize_and_pack(batch):

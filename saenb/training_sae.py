@@ -15,7 +15,7 @@ from .core import logger, check_choice, check_positive
 from .config import MSE_LOSS_NORMALIZATIONS
 from .sae import (SAE, SAEConfig, Architecture, StandardArchitecture, TopKArchitecture, GatedArchitecture,
                        centred_linear, encoder_centre, fast_kernels_enabled, reference_kernels,
-                       JumpReLUArchitecture, register_architecture, get_architecture)
+                       JumpReLUArchitecture, register_architecture, get_architecture, _check_family)
 
 # %% auto #0
 __all__ = ['TRAINING_ARCHITECTURES', 'TrainingSAEConfig', 'register_training_architecture', 'TrainingArchitecture',
@@ -122,7 +122,9 @@ class TrainingSAE(SAE):
     def __init__(self, cfg:TrainingSAEConfig, # the SAE and training settings
                  use_error_term:bool=False, # as for `SAE`
                 ):
-        if not isinstance(cfg, TrainingSAEConfig): cfg = TrainingSAEConfig.from_dict(cfg.to_dict())
+        if not isinstance(cfg, TrainingSAEConfig):   # a runner config (SAELens 5.6 accepts one), or a plain SAEConfig
+            cfg = (TrainingSAEConfig.from_sae_runner_config(cfg) if hasattr(cfg, "get_training_sae_cfg_dict")
+                   else TrainingSAEConfig.from_dict(cfg.to_dict()))
         super().__init__(cfg, use_error_term)
         self._step_cache: dict|None = None # within `training_forward_pass`: what the encoder computed for reuse
         self.check_cfg_compatibility()
@@ -796,3 +798,28 @@ def initialize_b_dec_with_mean(self:TrainingSAE, all_activations:torch.Tensor):
     logger.debug(f"median distance to b_dec: before {(all_activations - self.b_dec.detach().to(all_activations)).norm(dim=-1).median():.4f}, "
                  f"after {(all_activations - mean).norm(dim=-1).median():.4f}")
     self.b_dec.data = mean.to(self.dtype).to(self.device)
+
+# %% ../nbs/04_training_sae.ipynb #8ad36953
+@patch
+def encode_with_hidden_pre_gated(self:TrainingSAE, x:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    "SAELens 5.6's gated training encoder: `(feature_acts, magnitude pre-activations)`, i.e. `encode_with_hidden_pre`."
+    _check_family(self, "encode_with_hidden_pre_gated", GatedArchitecture)
+    return self.encode_with_hidden_pre(x)
+
+@patch
+def encode_with_hidden_pre_jumprelu(self:TrainingSAE, x:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    "SAELens 5.6's JumpReLU training encoder: `(feature_acts, hidden_pre)`, i.e. `encode_with_hidden_pre`."
+    _check_family(self, "encode_with_hidden_pre_jumprelu", JumpReLUArchitecture)
+    return self.encode_with_hidden_pre(x)
+
+@patch
+def calculate_topk_aux_loss(self:TrainingSAE, sae_in:torch.Tensor, sae_out:torch.Tensor, hidden_pre:torch.Tensor,
+                            dead_neuron_mask:torch.Tensor|None) -> torch.Tensor:
+    "SAELens 5.6's aux-k loss on the dead latents (0 when none is dead): `TrainingTopKArchitecture.topk_aux_loss`."
+    return TrainingTopKArchitecture().topk_aux_loss(self, sae_in, sae_out, hidden_pre, dead_neuron_mask)
+
+@patch
+def calculate_ghost_grad_loss(self:TrainingSAE, x:torch.Tensor, sae_out:torch.Tensor, per_item_mse_loss:torch.Tensor,
+                              hidden_pre:torch.Tensor, dead_neuron_mask:torch.Tensor) -> torch.Tensor:
+    "SAELens 5.6's ghost-grad loss: `TrainingStandardArchitecture.ghost_grad_loss`."
+    return TrainingStandardArchitecture().ghost_grad_loss(self, x, sae_out, per_item_mse_loss, hidden_pre, dead_neuron_mask)
