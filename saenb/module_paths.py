@@ -123,10 +123,6 @@ SAE_LENS_5_6_NAMES = {   # SAELens 5.6 module path -> the public names it define
 
 # %% ../nbs/17b_module_paths.ipynb #b0000016
 NOT_PROVIDED = {   # (SAELens 5.6 path, name) -> why saenb does not give it there
-    ("sae_lens.config", "DTYPE_MAP"): "TODO(issue 16): saenb.config gains DTYPE_MAP (today it is saenb.core.DTYPE_MAP)",
-    ("sae_lens.config", "HfDataset"): "saenb.activations_store.HfDataset; not yet re-exported from saenb.config",
-    ("sae_lens.config", "json_dict"): "saenb's configs parse the command line themselves (no simple_parsing helpers)",
-    ("sae_lens.config", "dict_field"): "saenb's configs parse the command line themselves (no simple_parsing helpers)",
     ("sae_lens.analysis.neuronpedia_integration", "sleep_identity"): "auto-interp needs OpenAI's neuron-explainer: not provided",
     ("sae_lens.analysis.neuronpedia_integration", "simulate_and_score"): "auto-interp needs OpenAI's neuron-explainer: not provided",
     ("sae_lens.analysis.neuronpedia_integration", "autointerp_neuronpedia_features"): "auto-interp needs OpenAI's neuron-explainer: not provided",
