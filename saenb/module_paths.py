@@ -6,7 +6,7 @@
 __all__ = ['SAE_LENS_MODULE_PATHS', 'SAE_LENS_5_6_NAMES', 'NOT_PROVIDED', 'register_module_paths']
 
 # %% ../nbs/17b_module_paths.ipynb #b0000003
-import importlib, importlib.machinery, sys, types, warnings
+import importlib, importlib.machinery, importlib.util, sys, types, warnings
 
 # %% ../nbs/17b_module_paths.ipynb #b0000006
 SAE_LENS_MODULE_PATHS = {   # SAELens 5.6 path (under the package) -> saenb module that implements it
@@ -31,9 +31,10 @@ SAE_LENS_MODULE_PATHS = {   # SAELens 5.6 path (under the package) -> saenb modu
 }
 
 # %% ../nbs/17b_module_paths.ipynb #b0000008
-def _namespace_package(name:str) -> types.ModuleType:
-    "An empty package module `name` (SAELens's `training`, `toolkit`, `analysis`), registered in `sys.modules`."
+def _parent_module(name:str) -> types.ModuleType:
+    "The module `name` holding SAELens paths: saenb's own module of that name, else a new empty package module."
     if name in sys.modules: return sys.modules[name]
+    if importlib.util.find_spec(name) is not None: return importlib.import_module(name)   # saenb.analysis
     mod = types.ModuleType(name, f"SAELens 5.6's `{name.split('.')[-1]}` package: its module paths, as saenb modules")
     mod.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
     mod.__path__, mod.__package__ = [], name
@@ -51,7 +52,7 @@ def register_module_paths(package:str="saenb", # the package the paths are regis
         parent = root
         for i in range(len(parents)):
             name = ".".join(parents[:i+1])
-            pkg = _namespace_package(f"{package}.{name}")
+            pkg = _parent_module(f"{package}.{name}")
             if getattr(parent, parents[i], None) is not pkg: setattr(parent, parents[i], pkg)
             parent = pkg
         full = f"{package}.{path}"
