@@ -21,6 +21,7 @@ from .pretrained import get_pretrained_saes_directory
 from .hooked_sae_transformer import HookedSAETransformer
 from .hub import upload_saes_to_huggingface
 import saenb.architectures
+import saenb.module_paths   # SAELens 5.6's module paths (saenb.training.activations_store, ...): see 17b
 
 __all__ = ["SAE", "SAEConfig", "TrainingSAE", "TrainingSAEConfig", "HookedSAETransformer", "ActivationsStore",
            "LanguageModelSAERunnerConfig", "SAETrainingRunner", "CacheActivationsRunnerConfig", "CacheActivationsRunner",

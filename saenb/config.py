@@ -6,7 +6,7 @@
 __all__ = ['SAE_ARCHITECTURES', 'TOPK_ARCHITECTURES', 'ACTIVATION_FNS', 'B_DEC_INIT_METHODS', 'NORMALIZE_ACTIVATIONS',
            'MSE_LOSS_NORMALIZATIONS', 'LR_SCHEDULERS', 'FINETUNING_METHODS', 'TRAINER_STATE_FILENAME',
            'LanguageModelSAERunnerConfig', 'CacheActivationsRunnerConfig', 'PretokenizeRunnerConfig',
-           'config_arg_parser', 'parse_config_args', 'config_to_args']
+           'config_arg_parser', 'parse_config_args', 'config_to_args', 'json_dict', 'dict_field']
 
 # %% ../nbs/02_config.ipynb #89fc8ad6
 import argparse, copy, difflib, json, math, secrets, string, sys, types
@@ -735,3 +735,27 @@ def from_cli(cls:LanguageModelSAERunnerConfig|CacheActivationsRunnerConfig|Preto
             ):
     "Build this config from `--field value` arguments (see `parse_config_args`)."
     return parse_config_args(cls, args)
+
+# %% ../nbs/02_config.ipynb #fa529e6d
+def json_dict(s:str, # JSON text: an object or null
+             ) -> Any:
+    "The dictionary (or `None`) that the JSON text `s` holds."
+    res = json.loads(s)
+    if res is not None and not isinstance(res, dict): raise ValueError(f"Expected a dictionary, got {type(res)}")
+    return res
+
+# %% ../nbs/02_config.ipynb #d1b99e33
+def dict_field(default:dict[str, Any]|None, # the default dictionary (copied for each instance), or None
+               **kwargs, # further `dataclasses.field` arguments
+              ) -> Any:
+    "A dataclass field whose default is a fresh copy of `default` (or `None`)."
+    if default is None: return field(default=None, **kwargs)
+    return field(default_factory=lambda: copy.deepcopy(default), **kwargs)
+
+# %% ../nbs/02_config.ipynb #9d3e586a
+def __getattr__(name:str):
+    "SAELens 5.6 names that live elsewhere in saenb: `HfDataset` (from `saenb.activations_store`)."
+    if name == "HfDataset":
+        from .activations_store import HfDataset
+        return HfDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,7 +23,8 @@ __all__ = ['METRIC_GROUPS', 'get_library_version', 'get_git_hash', 'EvalConfig',
            'SparsityVarianceAccumulator', 'get_sparsity_and_variance_metrics', 'get_recons_loss',
            'get_downstream_reconstruction_metrics', 'get_featurewise_weight_based_metrics', 'run_evals',
            'all_loadable_saes', 'get_saes_from_regex', 'load_model_for_sae', 'multiple_evals',
-           'replace_nans_with_negative_one', 'process_results', 'eval_cli']
+           'replace_nans_with_negative_one', 'process_results', 'nested_dict', 'dict_to_nested', 'eval_cli',
+           'run_evaluations']
 
 # %% ../nbs/09_evals.ipynb #4dd54965
 def get_library_version() -> str:
@@ -543,6 +544,24 @@ def process_results(eval_results:list[dict[str, Any]], # what `multiple_evals` r
     with atomic_write(out/"all_eval_results.csv", "w") as f: f.write(buf.getvalue())
     return {"individual_jsons": individual, "combined_json": out/"all_eval_results.json", "csv": out/"all_eval_results.csv"}
 
+# %% ../nbs/09_evals.ipynb #b01342e2
+from collections import defaultdict
+
+def nested_dict() -> defaultdict:
+    "A dict whose missing keys hold new nested dicts."
+    return defaultdict(nested_dict)
+
+def dict_to_nested(flat_dict:Mapping[str, Any], # keys such as "metrics/sparsity/l0"
+                  ) -> defaultdict:
+    "`flat_dict` as nested dicts, one level per `/` of its keys."
+    nested = nested_dict()
+    for key, value in flat_dict.items():
+        *parents, leaf = key.split("/")
+        d = nested
+        for p in parents: d = d[p]
+        d[leaf] = value
+    return nested
+
 # %% ../nbs/09_evals.ipynb #dc44abef
 def _eval_arg_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="saenb-eval", description="Run evaluations on SAEs")
@@ -611,3 +630,24 @@ def eval_cli(argv:list[str]|None=None, # the arguments (sys.argv[1:] when None)
     print(f"Individual JSONs: {len(files['individual_jsons'])}")
     print(f"Combined JSON: {files['combined_json']}")
     print(f"CSV: {files['csv']}")
+
+# %% ../nbs/09_evals.ipynb #3f57cb0e
+def run_evaluations(args:argparse.Namespace, # SAELens 5.6's command-line arguments
+                   ) -> list[dict[str, Any]]:
+    "Evaluate the pretrained SAEs that `args.sae_regex_pattern` and `args.sae_block_pattern` select."
+    found = get_saes_from_regex(args.sae_regex_pattern, args.sae_block_pattern)
+    print("Filtered SAEs based on provided patterns:")
+    print(f"Number of SAE sets: {len({s[0] for s in found})}")
+    print(f"Total number of SAE IDs: {len(found)}")
+    return multiple_evals(args.sae_regex_pattern, args.sae_block_pattern,
+                          n_eval_reconstruction_batches=args.n_eval_reconstruction_batches,
+                          n_eval_sparsity_variance_batches=args.n_eval_sparsity_variance_batches,
+                          eval_batch_size_prompts=args.batch_size_prompts, datasets=args.datasets,
+                          ctx_lens=args.ctx_lens, output_dir=args.output_dir, verbose=args.verbose,
+                          device=getattr(args, "device", None))
+
+# %% ../nbs/09_evals.ipynb #240d8537
+#| eval: false
+if __name__ == "__main__":
+    from saenb.evals import eval_cli as _eval_cli   # the module `import saenb` loaded, whose classes the package uses
+    _eval_cli()

@@ -14,7 +14,7 @@ from transformer_lens.hook_points import HookPoint
 from .sae import SAE
 
 # %% auto #0
-__all__ = ['get_deep_attr', 'set_deep_attr', 'HookedSAETransformer']
+__all__ = ['SingleLoss', 'LossPerToken', 'Loss', 'get_deep_attr', 'set_deep_attr', 'HookedSAETransformer']
 
 # %% ../nbs/14_hooked_sae_transformer.ipynb #deb0332d
 def _step(obj, part:str):
@@ -36,6 +36,13 @@ def set_deep_attr(obj:Any, # any object; in practice a HookedTransformer
     parent = get_deep_attr(obj, ".".join(parents)) if parents else obj
     if last.isdigit(): parent[int(last)] = value
     else: setattr(parent, last, value)
+
+# %% ../nbs/14_hooked_sae_transformer.ipynb #5952f856
+from typing import Union
+from jaxtyping import Float
+SingleLoss = Float[torch.Tensor, ""]   # one loss for the whole batch
+LossPerToken = Float[torch.Tensor, "batch pos-1"]   # one loss per predicted token
+Loss = Union[SingleLoss, LossPerToken]
 
 # %% ../nbs/14_hooked_sae_transformer.ipynb #13ee9f02
 class HookedSAETransformer(HookedTransformer):

@@ -23,8 +23,8 @@ from transformer_lens.pretrained.weight_conversions import convert_llama_weights
 from .core import logger, check_choice, saenb_cache_dir, str_to_dtype, save_json, load_json
 
 # %% auto #0
-__all__ = ['MODEL_CLASS_NAMES', 'OFFLINE_MODEL_NAME', 'OFFLINE_MODEL_INSTALL', 'load_model', 'HookedProxyLM', 'smollm2_gguf_path',
-           'llama_hooked_config', 'offline_model_folder', 'load_offline_model']
+__all__ = ['MODEL_CLASS_NAMES', 'OFFLINE_MODEL_NAME', 'OFFLINE_MODEL_INSTALL', 'load_model', 'get_hook_fn', 'HookedProxyLM',
+           'smollm2_gguf_path', 'llama_hooked_config', 'offline_model_folder', 'load_offline_model']
 
 # %% ../nbs/06_load_model.ipynb #04ff3ed9
 @contextmanager
@@ -80,6 +80,18 @@ def _through_hook_point(hook_point:HookPoint):
             return output
         return None   # leave other outputs as they are
     return fwd_hook
+
+# %% ../nbs/06_load_model.ipynb #ace013c5
+from typing import Callable
+
+def get_hook_fn(hook_point:HookPoint, # where the module's output goes
+               ) -> Callable:
+    "A PyTorch forward hook sending a module's (first) output tensor through `hook_point`; other outputs pass unchanged."
+    through = _through_hook_point(hook_point)
+    def hook_fn(module, args, output):
+        new = through(module, args, output)
+        return output if new is None else new   # as SAELens's: the output itself, not PyTorch's "unchanged" None
+    return hook_fn
 
 # %% ../nbs/06_load_model.ipynb #8bc064e1
 def _next_token_loss(logits:torch.Tensor, tokens:torch.Tensor, per_token:bool=False) -> torch.Tensor:

@@ -15,7 +15,7 @@ from .core import check_choice, check_positive
 
 # %% auto #0
 __all__ = ['LR_SCHEDULER_NAMES', 'get_lr_scheduler', 'make_adam', 'L1Scheduler', 'GeometricMedianResult',
-           'compute_geometric_median']
+           'compute_geometric_median', 'weighted_average', 'geometric_median_objective']
 
 # %% ../nbs/08_optim.ipynb #cd58e029
 LR_SCHEDULER_NAMES = ("constant", "cosineannealing", "cosineannealingwarmrestarts")
@@ -180,3 +180,18 @@ def compute_geometric_median(points:torch.Tensor, # shape (n, d)
         new_weights=new_weights,
         termination="function value converged within tolerance" if converged else "maximum iterations reached",
         logs=logs)
+
+# %% ../nbs/08_optim.ipynb #1e84a24e
+def weighted_average(points:torch.Tensor, # shape (n, d)
+                     weights:torch.Tensor, # shape (n,); need not sum to one
+                    ) -> torch.Tensor:
+    "The mean of `points` weighted by `weights / weights.sum()`, shape (d,)."
+    return _weighted_mean(points, weights)
+
+@torch.no_grad()
+def geometric_median_objective(median:torch.Tensor, # shape (d,)
+                               points:torch.Tensor, # shape (n, d)
+                               weights:torch.Tensor, # shape (n,)
+                              ) -> torch.Tensor:
+    "The weighted sum of distances from `median` to `points`, the quantity the geometric median minimises."
+    return _median_objective(median, points, weights)

@@ -24,8 +24,8 @@ from .evals import EvalConfig, run_evals
 
 # %% auto #0
 __all__ = ['ACTIVATIONS_STORE_STATE_FILENAME', 'FINETUNING_PARAMETERS', 'distributed_rank_and_world_size', 'is_main_process',
-           'save_checkpoint', 'TrainSAEOutput', 'SAETrainer', 'NonFiniteLossError', 'InterruptedException',
-           'batch_metrics']
+           'save_checkpoint', 'TrainSAEOutput', 'SAETrainer', 'SaveCheckpointFn', 'NonFiniteLossError',
+           'InterruptedException', 'batch_metrics']
 
 # %% ../nbs/10_trainer.ipynb #63cc9fff
 def distributed_rank_and_world_size() -> tuple[int, int]:
@@ -150,6 +150,13 @@ class SAETrainer:
         "bf16 autocast around the SAE's forward pass when `cfg.autocast`; parameters stay fp32."
         if not self.cfg.autocast: return contextlib.nullcontext()
         return torch.autocast(device_type=torch.device(self.cfg.device).type, dtype=torch.bfloat16)
+
+# %% ../nbs/10_trainer.ipynb #9c4773ec
+from typing import Protocol
+
+class SaveCheckpointFn(Protocol):
+    "What `SAETrainer` calls to save a checkpoint: `fn(trainer, checkpoint_name, wandb_aliases)`."
+    def __call__(self, trainer:SAETrainer, checkpoint_name:str, wandb_aliases:list[str]|None=None) -> None: ...
 
 # %% ../nbs/10_trainer.ipynb #247d828f
 def _log_feature_sparsity(feature_sparsity:torch.Tensor, eps:float=1e-10) -> torch.Tensor:

@@ -18,12 +18,16 @@ from .sae import (SAE, SAEConfig, Architecture, StandardArchitecture, TopKArchit
                        JumpReLUArchitecture, register_architecture, get_architecture, _check_family)
 
 # %% auto #0
-__all__ = ['TRAINING_ARCHITECTURES', 'TrainingSAEConfig', 'register_training_architecture', 'TrainingArchitecture',
-           'TrainStepOutput', 'TrainingSAE', 'BufferPool', 'buffer_pool', 'release_buffer_pool', 'step_pool',
-           'CodePattern', 'SampledLinear', 'SparseDecode', 'PooledReLU', 'DenseDecode', 'SparseCodeTraining',
-           'TrainingStandardArchitecture', 'TopKEncoder', 'TrainingTopKArchitecture', 'GatedCode',
-           'TrainingGatedArchitecture', 'rectangle', 'Step', 'JumpReLU', 'JumpReLUWithL0',
-           'TrainingJumpReLUArchitecture']
+__all__ = ['SAE_CFG_PATH', 'SAE_WEIGHTS_PATH', 'SPARSITY_PATH', 'TRAINING_ARCHITECTURES', 'TrainingSAEConfig',
+           'register_training_architecture', 'TrainingArchitecture', 'TrainStepOutput', 'TrainingSAE', 'BufferPool',
+           'buffer_pool', 'release_buffer_pool', 'step_pool', 'CodePattern', 'SampledLinear', 'SparseDecode',
+           'PooledReLU', 'DenseDecode', 'SparseCodeTraining', 'TrainingStandardArchitecture', 'TopKEncoder',
+           'TrainingTopKArchitecture', 'GatedCode', 'TrainingGatedArchitecture', 'rectangle', 'Step', 'JumpReLU',
+           'JumpReLUWithL0', 'TrainingJumpReLUArchitecture']
+
+# %% ../nbs/04_training_sae.ipynb #39033ba3
+from .sae import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, SPARSITY_FILENAME
+SAE_CFG_PATH, SAE_WEIGHTS_PATH, SPARSITY_PATH = SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, SPARSITY_FILENAME
 
 # %% ../nbs/04_training_sae.ipynb #762fc8f9
 @dataclass(kw_only=True)
