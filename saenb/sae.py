@@ -693,7 +693,7 @@ def fold_decoder_norm_rescaling(state_dict:dict[str, torch.Tensor], # disk layou
 
 # %% ../nbs/03_sae.ipynb #afeb8c30
 def handle_config_defaulting(cfg_dict:dict[str, Any]) -> dict[str, Any]:
-    "Flatten a SAELens 6 dict, check the architecture, and fill in keys missing from old `cfg.json` files with SAELens's defaults (in place, and returned)."
+    "Flatten a SAELens 6 dict and fill in keys missing from old `cfg.json` files with SAELens's defaults (in place, and returned)."
     if is_sae_lens_6_cfg(cfg_dict):
         flat = flatten_sae_lens_6_cfg(cfg_dict)
         cfg_dict.clear(); cfg_dict.update(flat)
@@ -709,7 +709,6 @@ def handle_config_defaulting(cfg_dict:dict[str, Any]) -> dict[str, Any]:
         cfg_dict["normalize_activations"] = "expected_average_only_in" if cfg_dict["normalize_activations"] else "none"
     cfg_dict.setdefault("normalize_activations", "none")
     cfg_dict.setdefault("device", "cpu")
-    check_runnable_architecture(cfg_dict["architecture"])
     return cfg_dict
 
 def read_sae_from_disk(cfg_dict:dict[str, Any], # the (defaulted) config dict; `finetuning_scaling_factor` is updated
@@ -718,6 +717,7 @@ def read_sae_from_disk(cfg_dict:dict[str, Any], # the (defaulted) config dict; `
                        dtype:torch.dtype|None=None, # cast to this; `cfg_dict["dtype"]` when None
                       ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     "Read an SAE's weights: `(cfg_dict, state_dict)`, the legacy `scaling_factor` tensor handled."
+    check_runnable_architecture(cfg_dict["architecture"])   # before reading tensors saenb could not use
     dtype = str_to_dtype(cfg_dict["dtype"] if dtype is None else dtype, "dtype")
     state_dict = {k: v.to(dtype) for k, v in load_safetensors(weight_path, device).items()}
     if "scaling_factor" in state_dict:
