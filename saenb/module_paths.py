@@ -123,9 +123,5 @@ SAE_LENS_5_6_NAMES = {   # SAELens 5.6 module path -> the public names it define
 }
 
 # %% ../nbs/17b_module_paths.ipynb #b0000016
-_AUTOINTERP = "automatic interpretation through OpenAI's neuron-explainer is not in saenb (see saenb.neuronpedia)"
 NOT_PROVIDED = {   # (SAELens 5.6 path, name) -> why saenb does not give it there
-    ("sae_lens.analysis.neuronpedia_integration", "sleep_identity"): _AUTOINTERP,
-    ("sae_lens.analysis.neuronpedia_integration", "simulate_and_score"): _AUTOINTERP,
-    ("sae_lens.analysis.neuronpedia_integration", "autointerp_neuronpedia_features"): _AUTOINTERP,
 }

@@ -259,3 +259,13 @@ def test_key(api_key:str, # the Neuronpedia API key to check
     except NeuronpediaHTTPError as e:
         raise NeuronpediaError(f"Neuronpedia API key is not valid ({e.url} answered HTTP {e.status_code}: "
                                f"{e.server_message})") from e
+
+# %% ../nbs/16_neuronpedia.ipynb #cb1a6494
+_AUTOINTERP_NAMES = ("autointerp_neuronpedia_features", "simulate_and_score", "sleep_identity")
+
+def __getattr__(name:str):
+    "SAELens 5.6's autointerp names, from `saenb.autointerp`, imported on first use."
+    if name in _AUTOINTERP_NAMES:
+        from saenb import autointerp
+        return getattr(autointerp, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
