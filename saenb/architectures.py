@@ -64,6 +64,7 @@ def _threshold_lr(cfg) -> float:
 class TrainingBatchTopKArchitecture(TrainingTopKArchitecture, BatchTopKArchitecture):
     "BatchTopK training: batch top-k activation and TopK's aux-k loss; the inference threshold kept as a moving average."
     per_row_topk = False # rows keep varying numbers of features: TopK's fused encoder and k-per-row decoder do not apply
+    rank_averaged_buffers = ("threshold",) # data parallel: every rank keeps the same threshold (`SAETrainer._sync_gradients`)
 
     def param_shapes(self, cfg):
         return StandardArchitecture.param_shapes(self, cfg)   # the threshold is a buffer, not a parameter

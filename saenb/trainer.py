@@ -242,16 +242,17 @@ class InterruptedException(Exception):
 @patch
 @torch.no_grad()
 def _sync_gradients(self:SAETrainer, loss:torch.Tensor):
-    "Data parallel: average the gradients, the loss and the stop flag over the ranks in one all-reduce."
+    "Data parallel: average the gradients, the architecture's running buffers, the loss and the stop flag over the ranks in one all-reduce."
     grads = [p.grad for p in self.sae.parameters() if p.grad is not None]
+    buffers = [getattr(self.sae, name) for name in getattr(self.sae.arch, "rank_averaged_buffers", ())]
     extra = torch.tensor([loss.detach().float().item(), float(self.stop_requested is not None)], device=loss.device)
-    flat = torch.cat([g.reshape(-1).float() for g in grads] + [extra])
+    flat = torch.cat([t.reshape(-1).float() for t in grads + buffers] + [extra])
     dist.all_reduce(flat)
     flat /= self.world_size
     offset = 0
-    for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
-        offset += g.numel()
+    for t in grads + buffers:
+        t.copy_(flat[offset:offset + t.numel()].view_as(t))
+        offset += t.numel()
     self._stop_now = bool(flat[-1] > 0)
     self._stop_if_loss_not_finite(flat[-2])
 

@@ -79,6 +79,7 @@ class TrainingArchitecture(Architecture):
     "What every training architecture shares: pre-activation noise, and a hook for its loss terms."
     supports_ghost_grads = False
     needs_target = False # True when the output is compared with another hook's activations (transcoders)
+    rank_averaged_buffers: tuple[str, ...] = () # buffers the forward pass updates, averaged over the ranks each step (DDP)
 
     def perturb(self, sae, hidden_pre):
         "Add `noise_scale` Gaussian noise to the pre-activations in training mode."
