@@ -126,6 +126,7 @@ class TrainingMatryoshkaBatchTopKArchitecture(TrainingBatchTopKArchitecture, Mat
     def prefix_reconstructions(self, sae:TrainingSAE, feature_acts:torch.Tensor):
         "Yield `(width, reconstruction from latents [0, width))` for every inner width, as running sums."
         acts, partial, start = sae.apply_finetuning_scaling_factor(feature_acts), sae.b_dec, 0
+        if sae.cfg.rescale_acts_by_decoder_norm: acts = acts / sae.W_dec.norm(dim=-1)   # as `decode` does
         for width in matryoshka_widths(sae.cfg)[:-1]:
             partial = partial + acts[..., start:width] @ sae.W_dec[start:width]
             start = width

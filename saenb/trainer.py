@@ -138,7 +138,8 @@ class SAETrainer:
         self.lr_scheduler = get_lr_scheduler(cfg.lr_scheduler_name, optimizer=self.optimizer, lr=cfg.lr,
                                              training_steps=cfg.total_training_steps, warm_up_steps=cfg.lr_warm_up_steps,
                                              decay_steps=cfg.lr_decay_steps, lr_end=cfg.lr_end, num_cycles=cfg.n_restart_cycles)
-        self.l1_scheduler = L1Scheduler(l1_warm_up_steps=cfg.l1_warm_up_steps, total_steps=cfg.total_training_steps,
+        self.l1_scheduler = L1Scheduler(l1_warm_up_steps=cfg.l1_warm_up_steps or cfg.l0_warm_up_steps,   # jumprelu: SAELens 6's name
+                                        total_steps=cfg.total_training_steps,
                                         final_l1_coefficient=cfg.l1_coefficient)
         self.trainer_eval_config = EvalConfig(
             batch_size_prompts=cfg.eval_batch_size_prompts, n_eval_reconstruction_batches=cfg.n_eval_batches,
