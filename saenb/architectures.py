@@ -64,6 +64,7 @@ def _threshold_lr(cfg) -> float:
 class TrainingBatchTopKArchitecture(TrainingTopKArchitecture, BatchTopKArchitecture):
     "BatchTopK training: batch top-k activation and TopK's aux-k loss; the inference threshold kept as a moving average."
     per_row_topk = False # rows keep varying numbers of features: TopK's fused encoder and k-per-row decoder do not apply
+    rank_averaged_buffers = ("threshold",) # data parallel: every rank keeps the same threshold (`SAETrainer._sync_gradients`)
 
     def param_shapes(self, cfg):
         return StandardArchitecture.param_shapes(self, cfg)   # the threshold is a buffer, not a parameter
@@ -125,6 +126,7 @@ class TrainingMatryoshkaBatchTopKArchitecture(TrainingBatchTopKArchitecture, Mat
     def prefix_reconstructions(self, sae:TrainingSAE, feature_acts:torch.Tensor):
         "Yield `(width, reconstruction from latents [0, width))` for every inner width, as running sums."
         acts, partial, start = sae.apply_finetuning_scaling_factor(feature_acts), sae.b_dec, 0
+        if sae.cfg.rescale_acts_by_decoder_norm: acts = acts / sae.W_dec.norm(dim=-1)   # as `decode` does
         for width in matryoshka_widths(sae.cfg)[:-1]:
             partial = partial + acts[..., start:width] @ sae.W_dec[start:width]
             start = width

@@ -5,8 +5,10 @@
 # %% auto #0
 __all__ = ['SAE_ARCHITECTURES', 'TOPK_ARCHITECTURES', 'ACTIVATION_FNS', 'B_DEC_INIT_METHODS', 'NORMALIZE_ACTIVATIONS',
            'MSE_LOSS_NORMALIZATIONS', 'LR_SCHEDULERS', 'FINETUNING_METHODS', 'TRAINER_STATE_FILENAME',
-           'LanguageModelSAERunnerConfig', 'CacheActivationsRunnerConfig', 'PretokenizeRunnerConfig',
-           'config_arg_parser', 'parse_config_args', 'config_to_args', 'json_dict', 'dict_field']
+           'JUMPRELU_SPARSITY_LOSS_MODES', 'JUMPRELU_THRESHOLD_PARAMS', 'TRAINING_OPTION_DEFAULTS',
+           'LanguageModelSAERunnerConfig', 'check_training_options', 'CacheActivationsRunnerConfig',
+           'PretokenizeRunnerConfig', 'config_arg_parser', 'parse_config_args', 'config_to_args', 'json_dict',
+           'dict_field']
 
 # %% ../nbs/02_config.ipynb #89fc8ad6
 import argparse, copy, difflib, json, math, secrets, string, sys, types
@@ -165,6 +167,14 @@ class LanguageModelSAERunnerConfig:
     # JumpReLU parameters
     jumprelu_init_threshold: float = 0.001 # initial JumpReLU threshold
     jumprelu_bandwidth: float = 0.001 # width of the straight-through rectangle kernel
+    # SAELens 6's training options (see `check_training_options`); the defaults train as SAELens 5.6 does
+    jumprelu_sparsity_loss_mode: str = "step" # jumprelu: step (L0 through the Step estimator) or tanh (Anthropic, Jan 2025)
+    jumprelu_tanh_scale: float = 4.0 # jumprelu, tanh mode: c in tanh(c * activation * decoder row norm)
+    jumprelu_threshold_param: str = "log_threshold" # jumprelu: the trained parameter, log_threshold (5.6) or threshold
+    pre_act_loss_coefficient: float|None = None # jumprelu: weight of the pre-activation loss on dead features; None: off
+    l0_warm_up_steps: int = 0 # jumprelu: steps over which the L0 coefficient (l1_coefficient) ramps up from 0
+    rescale_acts_by_decoder_norm: bool = False # topk family: pre-activations times decoder row norms (decoder as if unit norm)
+    aux_loss_coefficient: float = 1.0 # topk family: weight of the aux-k loss on dead features
     # Performance
     autocast: bool = False # autocast the SAE's training step
     autocast_lm: bool = False # autocast the model while producing activations
@@ -231,6 +241,7 @@ class LanguageModelSAERunnerConfig:
         self._check_values()
         self._derive()
         self._check_combinations()
+        check_training_options(self)
         if self.verbose: self._log_summary()
 
 # %% ../nbs/02_config.ipynb #a575d38a
@@ -358,6 +369,41 @@ def _log_summary(self:LanguageModelSAERunnerConfig):
     logger.info(f"We will reset the sparsity calculation {self.total_training_steps // self.feature_sampling_window} times.")
     if self.use_ghost_grads: logger.info("Using Ghost Grads.")
 
+# %% ../nbs/02_config.ipynb #f20df7a7
+JUMPRELU_SPARSITY_LOSS_MODES = ("step", "tanh")
+JUMPRELU_THRESHOLD_PARAMS = ("log_threshold", "threshold")
+_SAE_TRAINING_OPTIONS = ("jumprelu_sparsity_loss_mode", "jumprelu_tanh_scale", "jumprelu_threshold_param",
+                         "pre_act_loss_coefficient", "rescale_acts_by_decoder_norm", "aux_loss_coefficient")
+TRAINING_OPTION_DEFAULTS = {   # SAELens 6's training options, at the values that train as SAELens 5.6 does
+    "jumprelu_sparsity_loss_mode": "step", "jumprelu_tanh_scale": 4.0, "jumprelu_threshold_param": "log_threshold",
+    "pre_act_loss_coefficient": None, "l0_warm_up_steps": 0, "rescale_acts_by_decoder_norm": False, "aux_loss_coefficient": 1.0}
+_OPTION_FAMILIES = {"jumprelu": ("jumprelu_sparsity_loss_mode", "jumprelu_tanh_scale", "jumprelu_threshold_param",
+                                 "pre_act_loss_coefficient", "l0_warm_up_steps"),
+                    TOPK_ARCHITECTURES: ("rescale_acts_by_decoder_norm", "aux_loss_coefficient")}
+
+def check_training_options(cfg, # a `LanguageModelSAERunnerConfig` or a `TrainingSAEConfig`
+                          ):
+    "Refuse bad values of SAELens 6's training options, and options set on an architecture they do not apply to."
+    check_choice("jumprelu_sparsity_loss_mode", cfg.jumprelu_sparsity_loss_mode, JUMPRELU_SPARSITY_LOSS_MODES)
+    check_choice("jumprelu_threshold_param", cfg.jumprelu_threshold_param, JUMPRELU_THRESHOLD_PARAMS)
+    check_positive("jumprelu_tanh_scale", cfg.jumprelu_tanh_scale)
+    check_positive("aux_loss_coefficient", cfg.aux_loss_coefficient, allow_zero=True)
+    if cfg.pre_act_loss_coefficient is not None: check_positive("pre_act_loss_coefficient", cfg.pre_act_loss_coefficient, allow_zero=True)
+    l0_warm_up_steps = getattr(cfg, "l0_warm_up_steps", 0)   # a trainer setting: runner configs only
+    check_positive("l0_warm_up_steps", l0_warm_up_steps, allow_zero=True)
+    for family, names in _OPTION_FAMILIES.items():
+        archs = (family,) if isinstance(family, str) else family
+        if cfg.architecture in archs: continue
+        for name in names:
+            value = getattr(cfg, name, TRAINING_OPTION_DEFAULTS[name])
+            if value != TRAINING_OPTION_DEFAULTS[name]:
+                raise ValueError(f"{name}={value!r} applies to architecture {' or '.join(map(repr, archs))} only; "
+                                 f"this config has architecture={cfg.architecture!r}: leave {name} at its default "
+                                 f"{TRAINING_OPTION_DEFAULTS[name]!r}")
+    if l0_warm_up_steps > 0 and getattr(cfg, "l1_warm_up_steps", 0) > 0:
+        raise ValueError(f"l0_warm_up_steps={l0_warm_up_steps} and l1_warm_up_steps={cfg.l1_warm_up_steps} both warm "
+                         "up the same coefficient (l1_coefficient, the L0 coefficient of jumprelu): give only one")
+
 # %% ../nbs/02_config.ipynb #b3817059
 @patch(as_prop=True)
 def total_training_tokens(self:LanguageModelSAERunnerConfig) -> int:
@@ -404,6 +450,7 @@ def get_training_sae_cfg_dict(self:LanguageModelSAERunnerConfig) -> dict[str, An
         "normalize_activations": self.normalize_activations, "jumprelu_init_threshold": self.jumprelu_init_threshold,
         "jumprelu_bandwidth": self.jumprelu_bandwidth,
         "scale_sparsity_penalty_by_decoder_norm": self.scale_sparsity_penalty_by_decoder_norm,
+        **{k: getattr(self, k) for k in _SAE_TRAINING_OPTIONS if getattr(self, k) != TRAINING_OPTION_DEFAULTS[k]},   # 5.6's keys unless set
     }
 
 # %% ../nbs/02_config.ipynb #831a33cf

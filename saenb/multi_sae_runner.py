@@ -5,6 +5,7 @@
 # %% ../nbs/11b_multi_sae_runner.ipynb #7783886f
 from __future__ import annotations
 import contextlib, signal
+from pathlib import Path
 from typing import Any, Sequence
 import torch
 from tqdm.auto import tqdm
@@ -16,9 +17,10 @@ from .activations_store import ActivationsStore, HfDataset, _check_hook
 from .optim import compute_geometric_median
 from .training_sae import TrainingSAE, TrainingSAEConfig
 from .trainer import SAETrainer, save_checkpoint, InterruptedException
+from .training_runner import check_resumable
 
 # %% auto #0
-__all__ = ['check_shareable', 'MultiHookActivationsStore', 'MultiSAETrainingRunner']
+__all__ = ['MULTI_STORE_STATE_FILENAME', 'check_shareable', 'MultiHookActivationsStore', 'MultiSAETrainingRunner']
 
 # %% ../nbs/11b_multi_sae_runner.ipynb #c800dd4b
 _SHARED_FIELDS = ("model_name", "model_class_name", "model_kwargs", "model_from_pretrained_kwargs", "dataset_path",
@@ -41,9 +43,17 @@ def check_shareable(cfgs:Sequence[LanguageModelSAERunnerConfig], # the runs to t
         if cfg.normalize_activations == "expected_average_only_in":
             raise ValueError(f"cfgs[{i}].normalize_activations='expected_average_only_in' is not supported when training "
                              "several SAEs from one pass (its scaling factor is per hook); use 'none' or train it alone")
+        for flag in ("compile_llm", "compile_sae"):
+            if getattr(cfg, flag):
+                raise ValueError(f"cfgs[{i}].{flag}=True is not supported by MultiSAETrainingRunner; set it False, or "
+                                 "train this SAE alone with SAETrainingRunner")
         if cfg.use_cached_activations:
             raise ValueError(f"cfgs[{i}].use_cached_activations=True: an activation cache holds one hook; train from the "
                              "model instead, or train this SAE alone")
+    resuming = [c.resume_from_checkpoint is not None for c in cfgs]
+    if any(resuming) and not all(resuming):
+        raise ValueError(f"resume_from_checkpoint is set for cfgs {[i for i, r in enumerate(resuming) if r]} only: "
+                         "resume every SAE of the run (each from its checkpoint at the same step), or none")
     paths = [c.checkpoint_path for c in cfgs]
     if len(set(paths)) != len(paths):
         raise ValueError(f"checkpoint_path must differ between the runs (got {paths}): give each a different wandb_id "
@@ -105,6 +115,8 @@ def get_activations(self:MultiHookActivationsStore, batch_tokens:torch.Tensor) -
     return torch.cat(parts, dim=-1).to(self.dtype).unsqueeze(2)
 
 # %% ../nbs/11b_multi_sae_runner.ipynb #c9ae20d1
+MULTI_STORE_STATE_FILENAME = "multi_hook_activations_store_state.safetensors" # the shared store's state, in each checkpoint
+
 class MultiSAETrainingRunner:
     "Train one SAE per config from the same forward passes of one model."
     def __init__(self, cfgs:Sequence[LanguageModelSAERunnerConfig], # one per SAE; see `check_shareable`
@@ -114,6 +126,9 @@ class MultiSAETrainingRunner:
                 ):
         self.cfgs = list(cfgs)
         check_shareable(self.cfgs)
+        self.resuming = self.cfgs[0].resume_from_checkpoint is not None
+        if self.resuming:
+            for cfg in self.cfgs: _check_multi_resumable(cfg)
         c = self.cfgs[0]
         self.model = override_model if override_model is not None else load_model(
             c.model_class_name, c.model_name, device=c.device, model_from_pretrained_kwargs=c.model_from_pretrained_kwargs)
@@ -123,11 +138,25 @@ class MultiSAETrainingRunner:
                 raise ValueError(f"override_saes has {len(override_saes)} SAEs for {len(self.cfgs)} configs: give one per config")
             self.saes = list(override_saes)
         else:
-            self.saes = [TrainingSAE(TrainingSAEConfig.from_sae_runner_config(cfg)) for cfg in self.cfgs]
-            for i in range(len(self.saes)): self._init_b_dec(i)
-        self.trainers = [SAETrainer(model=self.model, sae=sae, cfg=cfg, save_checkpoint_fn=save_checkpoint,
+            self.saes = [_initial_sae(cfg) for cfg in self.cfgs]
+            for i, cfg in enumerate(self.cfgs):
+                if cfg.resume_from_checkpoint is None and cfg.from_pretrained_path is None: self._init_b_dec(i)
+        self.trainers = [SAETrainer(model=self.model, sae=sae, cfg=cfg, save_checkpoint_fn=self.save_checkpoint,
                                     activation_store=ActivationsStore.from_config(self.model, cfg, override_dataset))
                          for cfg, sae in zip(self.cfgs, self.saes)]
+
+def _initial_sae(cfg:LanguageModelSAERunnerConfig) -> TrainingSAE:
+    "A new SAE (its weights come from the trainer state when resuming), or the one saved at `from_pretrained_path`."
+    if cfg.resume_from_checkpoint is None and cfg.from_pretrained_path is not None:
+        return TrainingSAE.load_from_pretrained(cfg.from_pretrained_path, cfg.device)
+    return TrainingSAE(TrainingSAEConfig.from_sae_runner_config(cfg))
+
+def _check_multi_resumable(cfg:LanguageModelSAERunnerConfig):
+    "The single runner's rule (`check_resumable`), and a checkpoint that holds the shared store's state."
+    check_resumable(cfg)
+    if not (Path(cfg.resume_from_checkpoint)/MULTI_STORE_STATE_FILENAME).is_file():
+        raise ValueError(f"resume_from_checkpoint={cfg.resume_from_checkpoint!r} has no {MULTI_STORE_STATE_FILENAME}: "
+                         "it was not written by MultiSAETrainingRunner; resume it with SAETrainingRunner")
 
 @patch
 def _init_b_dec(self:MultiSAETrainingRunner, i:int):
@@ -146,7 +175,9 @@ def run(self:MultiSAETrainingRunner) -> list[TrainingSAE]:
     for cfg, trainer in zip(self.cfgs, self.trainers):
         if cfg.log_to_wandb:
             trainer.wandb_run = wandb.init(project=cfg.wandb_project, entity=cfg.wandb_entity, config=cfg.to_dict(),
-                                           name=cfg.run_name, id=cfg.wandb_id, reinit="create_new")
+                                           name=cfg.run_name, id=cfg.wandb_id, reinit="create_new",
+                                           resume="allow" if self.resuming else None)
+    if self.resuming: self._load_checkpoints()
     for trainer in self.trainers:
         trainer._start_training()
         if trainer.pbar is not None: trainer.pbar.close(); trainer.pbar = None   # one bar for all, below
@@ -155,7 +186,7 @@ def run(self:MultiSAETrainingRunner) -> list[TrainingSAE]:
     def ask_to_stop(sig_num, frame): stop.append(signal.Signals(sig_num).name)
     previous = {s: signal.signal(s, ask_to_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with tqdm(total=total, desc=f"Training {len(self.saes)} SAEs", unit="tok", unit_scale=True) as pbar:
+        with tqdm(total=total, initial=self.trainers[0].n_training_tokens, desc=f"Training {len(self.saes)} SAEs", unit="tok", unit_scale=True) as pbar:
             while self.trainers[0].n_training_tokens < total:
                 batch = store.next_batch()[:, 0]
                 for trainer, columns in zip(self.trainers, store.hook_slices):
@@ -170,3 +201,22 @@ def run(self:MultiSAETrainingRunner) -> list[TrainingSAE]:
     for trainer in self.trainers:
         if trainer.wandb_run is not None: trainer.wandb_run.finish()
     return saes
+
+# %% ../nbs/11b_multi_sae_runner.ipynb #38b601a9
+@patch
+def save_checkpoint(self:MultiSAETrainingRunner, trainer:SAETrainer, checkpoint_name:str,
+                    wandb_aliases:list[str]|None=None) -> Path:
+    "`save_checkpoint` for one SAE, plus the shared store's state (what its trainers call)."
+    path = save_checkpoint(trainer, checkpoint_name, wandb_aliases)
+    self.activations_store.save(str(path/MULTI_STORE_STATE_FILENAME))
+    return path
+
+@patch
+def _load_checkpoints(self:MultiSAETrainingRunner):
+    "Restore every trainer from its config's `resume_from_checkpoint`, then the shared store (all from one step)."
+    for cfg, trainer in zip(self.cfgs, self.trainers): trainer.load_checkpoint(cfg.resume_from_checkpoint)
+    tokens = [t.n_training_tokens for t in self.trainers]
+    if len(set(tokens)) > 1:
+        raise ValueError(f"the checkpoints in resume_from_checkpoint were saved at different steps (tokens trained: "
+                         f"{tokens}); resume every SAE from its checkpoint of the same step")
+    self.activations_store.load(Path(self.cfgs[0].resume_from_checkpoint)/MULTI_STORE_STATE_FILENAME)

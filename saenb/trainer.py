@@ -138,7 +138,8 @@ class SAETrainer:
         self.lr_scheduler = get_lr_scheduler(cfg.lr_scheduler_name, optimizer=self.optimizer, lr=cfg.lr,
                                              training_steps=cfg.total_training_steps, warm_up_steps=cfg.lr_warm_up_steps,
                                              decay_steps=cfg.lr_decay_steps, lr_end=cfg.lr_end, num_cycles=cfg.n_restart_cycles)
-        self.l1_scheduler = L1Scheduler(l1_warm_up_steps=cfg.l1_warm_up_steps, total_steps=cfg.total_training_steps,
+        self.l1_scheduler = L1Scheduler(l1_warm_up_steps=cfg.l1_warm_up_steps or cfg.l0_warm_up_steps,   # jumprelu: SAELens 6's name
+                                        total_steps=cfg.total_training_steps,
                                         final_l1_coefficient=cfg.l1_coefficient)
         self.trainer_eval_config = EvalConfig(
             batch_size_prompts=cfg.eval_batch_size_prompts, n_eval_reconstruction_batches=cfg.n_eval_batches,
@@ -242,16 +243,17 @@ class InterruptedException(Exception):
 @patch
 @torch.no_grad()
 def _sync_gradients(self:SAETrainer, loss:torch.Tensor):
-    "Data parallel: average the gradients, the loss and the stop flag over the ranks in one all-reduce."
+    "Data parallel: average the gradients, the architecture's running buffers, the loss and the stop flag over the ranks in one all-reduce."
     grads = [p.grad for p in self.sae.parameters() if p.grad is not None]
+    buffers = [getattr(self.sae, name) for name in getattr(self.sae.arch, "rank_averaged_buffers", ())]
     extra = torch.tensor([loss.detach().float().item(), float(self.stop_requested is not None)], device=loss.device)
-    flat = torch.cat([g.reshape(-1).float() for g in grads] + [extra])
+    flat = torch.cat([t.reshape(-1).float() for t in grads + buffers] + [extra])
     dist.all_reduce(flat)
     flat /= self.world_size
     offset = 0
-    for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
-        offset += g.numel()
+    for t in grads + buffers:
+        t.copy_(flat[offset:offset + t.numel()].view_as(t))
+        offset += t.numel()
     self._stop_now = bool(flat[-1] > 0)
     self._stop_if_loss_not_finite(flat[-2])
 

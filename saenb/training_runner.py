@@ -19,8 +19,8 @@ from .training_sae import TrainingSAE, TrainingSAEConfig
 from .trainer import SAETrainer, save_checkpoint, InterruptedException, distributed_rank_and_world_size
 
 # %% auto #0
-__all__ = ['DEMO_HOOK', 'interrupt_callback', 'init_distributed', 'broadcast_module', 'SAETrainingRunner', 'stdlib_corpus',
-           'demo_datasets', 'demo_config', 'run_demo', 'main']
+__all__ = ['DEMO_HOOK', 'interrupt_callback', 'init_distributed', 'broadcast_module', 'SAETrainingRunner', 'check_resumable',
+           'stdlib_corpus', 'demo_datasets', 'demo_config', 'run_demo', 'main']
 
 # %% ../nbs/11_training_runner.ipynb #9c057720
 def interrupt_callback(sig_num:int, stack_frame:Any):
@@ -111,14 +111,18 @@ def _init_sae_group_b_decs(self:SAETrainingRunner):
 _RESUME_FIELDS = ("architecture", "d_in", "d_sae", "hook_name", "hook_layer", "hook_head_index", "context_size",
                   "train_batch_size_tokens", "store_batch_size_prompts", "n_batches_in_buffer", "normalize_activations")
 
-@patch
-def _check_resumable(self:SAETrainingRunner):
-    saved = load_json(Path(self.cfg.resume_from_checkpoint)/"cfg.json")
-    differ = [f"{k}={getattr(self.cfg, k)!r} (checkpoint: {saved.get(k)!r})" for k in _RESUME_FIELDS
-              if k in saved and saved[k] != getattr(self.cfg, k)]
+def check_resumable(cfg:LanguageModelSAERunnerConfig, # a config whose `resume_from_checkpoint` is set
+                   ):
+    "Refuse to resume `cfg.resume_from_checkpoint` into a run whose SAE or batches have another shape, naming the fields."
+    saved = load_json(Path(cfg.resume_from_checkpoint)/"cfg.json")
+    differ = [f"{k}={getattr(cfg, k)!r} (checkpoint: {saved.get(k)!r})" for k in _RESUME_FIELDS
+              if k in saved and saved[k] != getattr(cfg, k)]
     if differ:
-        raise ValueError(f"resume_from_checkpoint={self.cfg.resume_from_checkpoint!r} was written by a run with other "
+        raise ValueError(f"resume_from_checkpoint={cfg.resume_from_checkpoint!r} was written by a run with other "
                          f"settings: {', '.join(differ)}; resume with the checkpoint's settings")
+
+@patch
+def _check_resumable(self:SAETrainingRunner): check_resumable(self.cfg)
 
 # %% ../nbs/11_training_runner.ipynb #141a5464
 @patch

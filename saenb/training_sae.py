@@ -12,10 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 from fastcore.basics import patch
 from .core import logger, check_choice, check_positive
-from .config import MSE_LOSS_NORMALIZATIONS
+from .config import MSE_LOSS_NORMALIZATIONS, TRAINING_OPTION_DEFAULTS, check_training_options
 from .sae import (SAE, SAEConfig, Architecture, StandardArchitecture, TopKArchitecture, GatedArchitecture,
                        centred_linear, encoder_centre, fast_kernels_enabled, reference_kernels,
-                       JumpReLUArchitecture, register_architecture, get_architecture, _check_family)
+                       JumpReLUArchitecture, register_architecture, get_architecture, _check_family,
+                       fold_decoder_norm_rescaling)
 
 # %% auto #0
 __all__ = ['SAE_CFG_PATH', 'SAE_WEIGHTS_PATH', 'SPARSITY_PATH', 'TRAINING_ARCHITECTURES', 'TrainingSAEConfig',
@@ -45,6 +46,13 @@ class TrainingSAEConfig(SAEConfig):
     decoder_heuristic_init: bool = False # start decoder rows as random directions of norm 0.1
     init_encoder_as_decoder_transpose: bool = False # start with W_enc = W_dec.T
     scale_sparsity_penalty_by_decoder_norm: bool = False # weight each feature's penalty by its decoder norm
+    # SAELens 6's training options (`check_training_options`); written to cfg.json only when not at their 5.6 default
+    jumprelu_sparsity_loss_mode: str = "step" # jumprelu: step (L0 through the Step estimator) or tanh
+    jumprelu_tanh_scale: float = 4.0 # jumprelu, tanh mode: c in tanh(c * activation * decoder row norm)
+    jumprelu_threshold_param: str = "log_threshold" # jumprelu: the trained parameter, log_threshold or threshold
+    pre_act_loss_coefficient: float|None = None # jumprelu: weight of the pre-activation loss on dead features; None: off
+    rescale_acts_by_decoder_norm: bool = False # topk family: pre-activations times decoder row norms
+    aux_loss_coefficient: float = 1.0 # topk family: weight of the aux-k loss
 
     def __post_init__(self):
         super().__post_init__()
@@ -53,6 +61,7 @@ class TrainingSAEConfig(SAEConfig):
         check_positive("noise_scale", self.noise_scale, allow_zero=True)
         check_positive("jumprelu_init_threshold", self.jumprelu_init_threshold)
         check_positive("jumprelu_bandwidth", self.jumprelu_bandwidth)
+        check_training_options(self)
 
     @classmethod
     def from_sae_runner_config(cls, cfg) -> TrainingSAEConfig:
@@ -60,9 +69,11 @@ class TrainingSAEConfig(SAEConfig):
         return cls.from_dict(cfg.get_training_sae_cfg_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        "The `cfg.json` dict: the `SAEConfig` entries plus the training fields."
+        "The `cfg.json` dict: the `SAEConfig` entries plus the training fields (SAELens 6's options only when set)."
         base = {f.name for f in fields(SAEConfig)}
-        return {**SAEConfig.to_dict(self), **{f.name: getattr(self, f.name) for f in fields(self) if f.name not in base}}
+        at_default = lambda k: k in TRAINING_OPTION_DEFAULTS and getattr(self, k) == TRAINING_OPTION_DEFAULTS[k]
+        return {**SAEConfig.to_dict(self),
+                **{f.name: getattr(self, f.name) for f in fields(self) if f.name not in base and not at_default(f.name)}}
 
     def get_base_sae_cfg_dict(self) -> dict[str, Any]:
         "Just the `SAEConfig` entries, to build an inference `SAE` with the same shape."
@@ -79,6 +90,7 @@ class TrainingArchitecture(Architecture):
     "What every training architecture shares: pre-activation noise, and a hook for its loss terms."
     supports_ghost_grads = False
     needs_target = False # True when the output is compared with another hook's activations (transcoders)
+    rank_averaged_buffers: tuple[str, ...] = () # buffers the forward pass updates, averaged over the ranks each step (DDP)
 
     def perturb(self, sae, hidden_pre):
         "Add `noise_scale` Gaussian noise to the pre-activations in training mode."
@@ -561,12 +573,18 @@ class TrainingTopKArchitecture(TrainingArchitecture, TopKArchitecture):
         return feature_acts, hidden_pre
 
     def can_fuse_encoder(self, sae, sae_in) -> bool:
-        "Whether `TopKEncoder` computes exactly what the generic path would (no noise, no pre-activation hooks, ReLU)."
-        return (self.per_row_topk and sae._step_cache is not None and sae_in.ndim == 2 and not sae.hook_sae_acts_pre._forward_hooks
+        "Whether `TopKEncoder` computes exactly what the generic path would (no noise, no pre-activation hooks, ReLU, no rescaling)."
+        return (self.per_row_topk and sae._step_cache is not None and not sae.cfg.rescale_acts_by_decoder_norm and sae_in.ndim == 2 and not sae.hook_sae_acts_pre._forward_hooks
                 and not (sae.training and sae.cfg.noise_scale > 0) and isinstance(sae.activation_fn.postact_fn, nn.ReLU))
+
+    def hidden_pre(self, sae, sae_in):
+        "The pre-activations; with `rescale_acts_by_decoder_norm`, times each feature's decoder row norm."
+        hidden_pre = super().hidden_pre(sae, sae_in)
+        return hidden_pre * sae.W_dec.norm(dim=-1) if sae.cfg.rescale_acts_by_decoder_norm else hidden_pre
 
     def decode_features(self, sae, feature_acts):
         "The encoder's own code: sum only its k active decoder rows (`embedding_bag`); any other code: dense product."
+        if sae.cfg.rescale_acts_by_decoder_norm: return super().decode_features(sae, feature_acts / sae.W_dec.norm(dim=-1))
         code = None if sae._step_cache is None else sae._step_cache.get("sparse_code")
         if code is None or code[0] is not feature_acts: return super().decode_features(sae, feature_acts)
         _, values, indices = code
@@ -577,7 +595,13 @@ class TrainingTopKArchitecture(TrainingArchitecture, TopKArchitecture):
 
     def training_losses(self, sae, *, sae_in, sae_out, feature_acts, hidden_pre, per_item_mse_loss,
                         current_l1_coefficient, dead_neuron_mask):
-        return {"auxiliary_reconstruction_loss": self.topk_aux_loss(sae, sae_in, sae_out, hidden_pre, dead_neuron_mask)}
+        aux = self.topk_aux_loss(sae, sae_in, sae_out, hidden_pre, dead_neuron_mask)
+        return {"auxiliary_reconstruction_loss": sae.cfg.aux_loss_coefficient * aux}   # x 1.0 (5.6) is exact
+
+    def process_state_dict_for_saving(self, sae, state_dict):
+        "With `rescale_acts_by_decoder_norm`, the norms folded in (unit-norm decoder rows): the same SAE in the 5.6 format."
+        super().process_state_dict_for_saving(sae, state_dict)
+        if sae.cfg.rescale_acts_by_decoder_norm and "W_dec" in state_dict: fold_decoder_norm_rescaling(state_dict)
 
     def topk_aux_loss(self, sae, sae_in, sae_out, hidden_pre, dead_neuron_mask):
         "The aux-k loss (SAELens's `calculate_topk_aux_loss`)."
@@ -729,21 +753,35 @@ class JumpReLUWithL0(torch.autograd.Function):
 # %% ../nbs/04_training_sae.ipynb #a91af143
 @register_training_architecture("jumprelu")
 class TrainingJumpReLUArchitecture(SparseCodeTraining, TrainingArchitecture, JumpReLUArchitecture):
-    "JumpReLU training: threshold learned as log_threshold, L0 penalty through the Step straight-through estimator."
-    feature_scaled_params = ("b_enc",)   # the threshold is folded in log space
+    "JumpReLU training: the threshold learned as log_threshold (or directly), an L0 (step or tanh) penalty, an optional pre-activation loss."
+    feature_scaled_params = ("b_enc",)   # the threshold is folded in `fold_W_dec_norm`, in its own parameterisation
+
+    def trains_log_threshold(self, sae) -> bool: return sae.cfg.jumprelu_threshold_param == "log_threshold"
+
+    def threshold(self, sae) -> torch.Tensor:
+        "The thresholds $\\theta$ `[d_sae]`, from whichever parameter is trained."
+        return sae.log_threshold.exp() if self.trains_log_threshold(sae) else sae._parameters["threshold"]
 
     def param_shapes(self, cfg):
+        if cfg.jumprelu_threshold_param != "log_threshold": return super().param_shapes(cfg)
         return {("log_threshold" if k == "threshold" else k): v for k, v in super().param_shapes(cfg).items()}
 
     def init_params(self, sae):
         super().init_params(sae)
-        with torch.no_grad(): sae.log_threshold.fill_(math.log(sae.cfg.jumprelu_init_threshold))
+        with torch.no_grad():
+            if self.trains_log_threshold(sae): sae.log_threshold.fill_(math.log(sae.cfg.jumprelu_init_threshold))
+            else: sae.threshold.fill_(sae.cfg.jumprelu_init_threshold)
+
+    def can_use_sparse_code(self, sae, sae_in) -> bool:
+        "The sparse code serves the step-mode L0 only (the tanh and pre-activation losses read the dense activations)."
+        return (sae.cfg.jumprelu_sparsity_loss_mode == "step" and sae.cfg.pre_act_loss_coefficient is None
+                and super().can_use_sparse_code(sae, sae_in))
 
     def encode_with_hidden_pre(self, sae, sae_in):
         "A sparse code when few features are above (or just below) threshold; otherwise the generic encoder."
         if not self.can_use_sparse_code(sae, sae_in): return super().encode_with_hidden_pre(sae, sae_in)
         hidden_pre = self.pooled_product(sae, sae_in, sae.b_enc)
-        threshold, bandwidth = sae.log_threshold.exp(), sae.cfg.jumprelu_bandwidth
+        threshold, bandwidth = self.threshold(sae), sae.cfg.jumprelu_bandwidth
         # active features, and those close enough below threshold for the kernel K((z - theta) / eps) to be non-zero
         pattern = self.code_pattern(hidden_pre, threshold.detach() - bandwidth)
         if pattern is None: return self.dense_code(sae, self.activate(sae, hidden_pre, self.pool(sae))), hidden_pre
@@ -754,7 +792,7 @@ class TrainingJumpReLUArchitecture(SparseCodeTraining, TrainingArchitecture, Jum
 
     def activate(self, sae, hidden_pre, pool:BufferPool|None=None):
         "JumpReLU; in a training pass one fused function also counts each row's L0 for the loss (step cache)."
-        threshold, bandwidth = sae.log_threshold.exp(), sae.cfg.jumprelu_bandwidth
+        threshold, bandwidth = self.threshold(sae), sae.cfg.jumprelu_bandwidth
         if sae._step_cache is None: return JumpReLU.apply(hidden_pre, threshold, bandwidth)
         feature_acts, l0 = JumpReLUWithL0.apply(hidden_pre, threshold, bandwidth, pool)
         sae._step_cache["l0"] = (hidden_pre, l0)
@@ -762,20 +800,35 @@ class TrainingJumpReLUArchitecture(SparseCodeTraining, TrainingArchitecture, Jum
 
     def training_losses(self, sae, *, sae_in, sae_out, feature_acts, hidden_pre, per_item_mse_loss,
                         current_l1_coefficient, dead_neuron_mask):
-        cached = None if sae._step_cache is None else sae._step_cache.get("l0")
-        if cached is not None and cached[0] is hidden_pre: l0 = cached[1]
-        else: l0 = Step.apply(hidden_pre, sae.log_threshold.exp(), sae.cfg.jumprelu_bandwidth).sum(dim=-1)
-        return {"l0_loss": (current_l1_coefficient * l0).mean()}
+        cfg, threshold = sae.cfg, self.threshold(sae)
+        if cfg.jumprelu_sparsity_loss_mode == "tanh":   # a smooth L0: sum_i tanh(c f_i |W_dec,i|)
+            l0 = torch.tanh(cfg.jumprelu_tanh_scale * feature_acts * sae.W_dec.norm(dim=-1)).sum(dim=-1)
+        else:
+            cached = None if sae._step_cache is None else sae._step_cache.get("l0")
+            if cached is not None and cached[0] is hidden_pre: l0 = cached[1]
+            else: l0 = Step.apply(hidden_pre, threshold, cfg.jumprelu_bandwidth).sum(dim=-1)
+        losses = {"l0_loss": (current_l1_coefficient * l0).mean()}
+        if cfg.pre_act_loss_coefficient is not None:
+            losses["pre_act_loss"] = self.pre_act_loss(sae, hidden_pre, threshold, dead_neuron_mask)
+        return losses
+
+    def pre_act_loss(self, sae, hidden_pre, threshold, dead_neuron_mask):
+        "$\\lambda_p \\sum_i \\mathrm{relu}(\\theta_i - z_i) \\lVert W_{dec,i}\\rVert$ over the dead features, batch mean (0 when none is dead)."
+        if dead_neuron_mask is None or not bool(dead_neuron_mask.any()): return hidden_pre.new_zeros(())
+        per_item = ((threshold - hidden_pre).relu() * dead_neuron_mask * sae.W_dec.norm(dim=-1)).sum(dim=-1)
+        return sae.cfg.pre_act_loss_coefficient * per_item.mean()
 
     def fold_W_dec_norm(self, sae, norms):
         super().fold_W_dec_norm(sae, norms)
-        sae.log_threshold.data += norms.log()
+        if self.trains_log_threshold(sae): sae.log_threshold.data += norms.log()
+        else: sae.threshold.data *= norms
 
     def process_state_dict_for_saving(self, sae, state_dict):
         if "log_threshold" in state_dict: state_dict["threshold"] = state_dict.pop("log_threshold").exp()
 
     def process_state_dict_for_loading(self, sae, state_dict):
-        if "threshold" in state_dict: state_dict["log_threshold"] = state_dict.pop("threshold").log()
+        if "threshold" in state_dict and self.trains_log_threshold(sae):
+            state_dict["log_threshold"] = state_dict.pop("threshold").log()
 
 # %% ../nbs/04_training_sae.ipynb #bc12188c
 @patch
