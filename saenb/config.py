@@ -263,7 +263,6 @@ def _check_machine(cfg, # a config dataclass
 @patch
 def _check_values(self:LanguageModelSAERunnerConfig):
     "Check each field on its own: finite numbers, choices, sizes and ranges, devices and the checkpoint folder."
-    check_finite_fields(self)
     str_to_dtype(self.dtype, "dtype")
     check_choice("b_dec_init_method", self.b_dec_init_method, B_DEC_INIT_METHODS)
     check_choice("normalize_activations", self.normalize_activations, NORMALIZE_ACTIVATIONS)
@@ -284,6 +283,7 @@ def _check_values(self:LanguageModelSAERunnerConfig):
         if getattr(self, name) is not None: check_positive(name, getattr(self, name))
     for name in ("hook_head_index", "lr_end"):
         if getattr(self, name) is not None: check_positive(name, getattr(self, name), allow_zero=True)
+    check_finite_fields(self)   # the fields without a range of their own (the ranges above name theirs)
     if self.n_batches_in_buffer < 2:
         raise ValueError(f"n_batches_in_buffer={self.n_batches_in_buffer} must be >= 2: half the buffer is kept "
                          "for mixing and half is served, so a buffer of 1 batch serves nothing")
