@@ -100,7 +100,8 @@ def check_device(field:str, # the config field being checked
         if not torch.cuda.is_available():
             raise ValueError(f"{field}={value!r}: this machine has no CUDA device (torch.cuda.is_available() is False); use cpu")
         n = torch.cuda.device_count()
-        if d.index is not None and d.index >= n:
+        index = int(str(value).rsplit(":", 1)[1]) if ":" in str(value) else d.index   # torch keeps the index in 8 bits
+        if index is not None and index >= n:
             raise ValueError(f"{field}={value!r}: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}")
         return value
     if d.type == "mps":
