@@ -115,7 +115,7 @@ def check_device(field:str, # the config field being checked
 
 # %% ../nbs/00_core.ipynb #f22f543c
 def check_writable_path(field:str, # the config field being checked
-                        path:str|Path, # a folder (or file) that will be written; it need not exist yet
+                        path:str|Path, # a folder that will be written; it need not exist yet
                        ) -> str|Path:
     "Raise a `ValueError` naming `field` and `path` unless `path` can be created or written by this user."
     p = Path(path).expanduser().absolute()
@@ -123,7 +123,7 @@ def check_writable_path(field:str, # the config field being checked
     while not q.exists() and q.parent != q: q = q.parent
     if q.exists() and not q.is_dir() and q != p:
         raise ValueError(f"{field}={str(path)!r} cannot be created: {q} is a file, not a folder")
-    if q == p and not q.is_dir(): q = q.parent   # an existing file that will be replaced
+    if q == p and not q.is_dir(): raise ValueError(f"{field}={str(path)!r} already exists and is a file, not a folder")
     if not os.access(q, os.W_OK | os.X_OK):
         raise ValueError(f"{field}={str(path)!r} is not writable: {q} is read-only for this user")
     return path
