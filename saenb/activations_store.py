@@ -13,7 +13,7 @@ from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict,
 from fastcore.basics import patch
 from safetensors.torch import save as safetensors_bytes, load_file
 from tqdm import tqdm
-from .core import logger, str_to_dtype, check_choice, check_positive, atomic_write
+from .core import logger, str_to_dtype, check_choice, check_positive, atomic_write, verify_checksums
 from .config import LanguageModelSAERunnerConfig, CacheActivationsRunnerConfig, NORMALIZE_ACTIVATIONS
 from .tokenization import concat_and_batch_sequences
 from .load_model import HookedProxyLM
@@ -459,6 +459,7 @@ def load_cached_activation_dataset(self:ActivationsStore) -> Dataset|None:
     if not Path(path).exists():
         raise FileNotFoundError(f"Cache directory {path} does not exist. Consider double-checking your dataset, model, "
                                 "and hook names.")
+    verify_checksums(path)   # a cache written by saenb carries a manifest: a damaged file is named here
     ds = _train_split(datasets.load_from_disk(str(path)), repr(path))
     if self.hook_name not in ds.column_names:
         raise ValueError(f"cached_activations_path={str(path)!r} has no column for hook_name={self.hook_name!r}: found "

@@ -5,7 +5,7 @@
 # %% ../nbs/12_cache_activations.ipynb #f42c439e
 from __future__ import annotations
 import hashlib, json, math, os, shutil
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 import torch
 import torch.distributed as dist
@@ -13,7 +13,7 @@ import datasets
 from datasets import Array2D, Dataset, Features, Sequence, Value
 from fastcore.basics import patch
 from tqdm.auto import tqdm
-from .core import logger, dtype_to_str
+from .core import logger, dtype_to_str, folder_lock, write_checksums
 from .config import CacheActivationsRunnerConfig
 from .activations_store import ActivationsStore
 from .load_model import load_model
@@ -155,12 +155,20 @@ def _create_shard(self:CacheActivationsRunner,
                "token_ids": toks.reshape(n_seq, self.context_size).to(torch.int32).cpu().numpy()}
     return Dataset.from_dict(columns, features=self.features)
 
+def _write_error(e:OSError, what:str) -> OSError:
+    msg = f"could not write {what}: {e.strerror or e}"
+    return OSError(e.errno, msg) if e.errno is not None else OSError(msg)
+
 @patch
 def _write_shard(self:CacheActivationsRunner, buffer:tuple[torch.Tensor, torch.Tensor], folder:Path):
     "Save one buffer as the dataset folder `folder`, which appears only once complete."
     partial = folder.with_name(folder.name + ".partial")
     shard = self._create_shard(buffer)
-    with _quiet_datasets(): shard.save_to_disk(str(partial), num_shards=1)
+    try:
+        with _quiet_datasets(): shard.save_to_disk(str(partial), num_shards=1)
+    except OSError as e:   # e.g. a full disk: name the shard, leave no partial folder
+        shutil.rmtree(partial, ignore_errors=True)
+        raise _write_error(e, f"the cache shard {folder}") from e
     os.replace(partial, folder)
 
 # %% ../nbs/12_cache_activations.ipynb #def7fc44
@@ -209,15 +217,16 @@ def run(self:CacheActivationsRunner) -> Dataset:
     final = Path(cfg.new_cached_activations_path)
     tmp = _tmp_dir(final)
     _check_output_path(final)   # on every rank, so that all of them stop
-    if self.rank == 0: self._prepare_tmp(final, tmp)
-    _barrier(self.world_size)
-    logger.info(f"Started caching activations for {cfg.dataset_path}")
-    try:
-        self._write_shards(tmp/"shards")
+    with folder_lock(final) if self.rank == 0 else nullcontext():   # a second run on this path is refused
+        if self.rank == 0: self._prepare_tmp(final, tmp)
         _barrier(self.world_size)
-        if self.rank == 0: self._consolidate(final, tmp)
-    finally:
-        if self.rank == 0: shutil.rmtree(tmp, ignore_errors=True)
+        logger.info(f"Started caching activations for {cfg.dataset_path}")
+        try:
+            self._write_shards(tmp/"shards")
+            _barrier(self.world_size)
+            if self.rank == 0: self._consolidate(final, tmp)
+        finally:
+            if self.rank == 0: shutil.rmtree(tmp, ignore_errors=True)
     _barrier(self.world_size)
     dataset = datasets.load_from_disk(str(final))
     if cfg.hf_repo_id is not None and self.rank == 0:
@@ -229,13 +238,16 @@ def run(self:CacheActivationsRunner) -> Dataset:
 def _consolidate(self:CacheActivationsRunner, final:Path, tmp:Path):
     "Rank 0: join the shards (shuffling when asked) and move the dataset into place."
     cfg, done = self.cfg, tmp/"dataset"
-    consolidate_shards(tmp/"shards", done, copy_files=False)
-    if cfg.shuffle:
-        logger.info("Shuffling...")
-        with _quiet_datasets():
-            datasets.load_from_disk(str(done)).shuffle(seed=cfg.seed, keep_in_memory=True).save_to_disk(
-                str(tmp/"shuffled"), num_shards=len(list(done.glob("*.arrow"))))
-        done = tmp/"shuffled"
+    try:
+        consolidate_shards(tmp/"shards", done, copy_files=False)
+        if cfg.shuffle:
+            logger.info("Shuffling...")
+            with _quiet_datasets():
+                datasets.load_from_disk(str(done)).shuffle(seed=cfg.seed, keep_in_memory=True).save_to_disk(
+                    str(tmp/"shuffled"), num_shards=len(list(done.glob("*.arrow"))))
+            done = tmp/"shuffled"
+        write_checksums(done)   # read back by `ActivationsStore`, which names a damaged file
+    except OSError as e: raise _write_error(e, f"the activation cache {final} (in {tmp})") from e
     _check_output_path(final)   # again: something may have appeared there meanwhile
     if final.exists(): final.rmdir()
     final.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,8 @@ import torch
 from fastcore.basics import patch
 from fastcore.docments import docments
 from . import __version__
-from .core import logger, str_to_dtype, dtype_to_str, check_choice, check_positive, save_json, load_json
+from .core import (logger, str_to_dtype, dtype_to_str, check_choice, check_positive, save_json, load_json,
+                        check_finite_fields, check_device, check_writable_path)
 
 # %% ../nbs/02_config.ipynb #5b20e327
 from .core import DTYPE_MAP
@@ -258,9 +259,21 @@ def _check_resume_folder(path:str):
                          f"by saenb's trainer can be resumed (found: {sorted(p.name for p in folder.iterdir())}); to "
                          "fine-tune a saved SAE from its weights, use from_pretrained_path")
 
+def _check_machine(cfg, # a config dataclass
+                   devices:dict[str, Any], # field name -> the device it names
+                   paths:dict[str, Any], # field name -> a folder the run will write (None: not written)
+                  ):
+    "Refuse, naming the field, a device this machine lacks (also a `device` in the model kwargs) or an output folder it cannot write."
+    for name in ("model_kwargs", "model_from_pretrained_kwargs"):
+        kwargs = getattr(cfg, name, None)
+        if isinstance(kwargs, dict) and kwargs.get("device") is not None: devices[f"{name}['device']"] = kwargs["device"]
+    for name, value in devices.items(): check_device(name, value)
+    for name, value in paths.items():
+        if value is not None: check_writable_path(name, value)
+
 @patch
 def _check_values(self:LanguageModelSAERunnerConfig):
-    "Check each field on its own: choices, sizes and ranges."
+    "Check each field on its own: finite numbers, choices, sizes and ranges, devices and the checkpoint folder."
     str_to_dtype(self.dtype, "dtype")
     check_choice("b_dec_init_method", self.b_dec_init_method, B_DEC_INIT_METHODS)
     check_choice("normalize_activations", self.normalize_activations, NORMALIZE_ACTIVATIONS)
@@ -281,6 +294,7 @@ def _check_values(self:LanguageModelSAERunnerConfig):
         if getattr(self, name) is not None: check_positive(name, getattr(self, name))
     for name in ("hook_head_index", "lr_end"):
         if getattr(self, name) is not None: check_positive(name, getattr(self, name), allow_zero=True)
+    check_finite_fields(self)   # the fields without a range of their own (the ranges above name theirs)
     if self.n_batches_in_buffer < 2:
         raise ValueError(f"n_batches_in_buffer={self.n_batches_in_buffer} must be >= 2: half the buffer is kept "
                          "for mixing and half is served, so a buffer of 1 batch serves nothing")
@@ -288,6 +302,9 @@ def _check_values(self:LanguageModelSAERunnerConfig):
         if not 0 <= getattr(self, name) < 1: raise ValueError(f"{name}={getattr(self, name)!r} must be in [0, 1)")
     _validate_seqpos(self.seqpos_slice, self.context_size)
     if self.resume_from_checkpoint is not None: _check_resume_folder(self.resume_from_checkpoint)
+    devices = {"device": self.device} if self.act_store_device == "with_model" else \
+              {"device": self.device, "act_store_device": self.act_store_device}
+    _check_machine(self, devices, {"checkpoint_path": self.checkpoint_path})
 
 # %% ../nbs/02_config.ipynb #f6646e2c
 _SAELENS_5_6_ARCHITECTURES = ("standard", "gated", "jumprelu", "topk") # built by SAELens 5.6, whose config rules apply to them
@@ -539,6 +556,7 @@ class CacheActivationsRunnerConfig:
         if isinstance(self.dtype, torch.dtype): self.dtype = dtype_to_str(self.dtype)
         if isinstance(self.device, torch.device): self.device = str(self.device)
         _check_fields(self)
+        check_finite_fields(self)
         str_to_dtype(self.dtype, "dtype")
         for name in ("model_batch_size", "d_in", "training_tokens", "buffer_size_gb"): check_positive(name, getattr(self, name))
         check_positive("hook_layer", self.hook_layer, allow_zero=True)
@@ -549,6 +567,7 @@ class CacheActivationsRunnerConfig:
         if self.seqpos_slice is not None: _validate_seqpos(self.seqpos_slice, self.context_size)
         if self.new_cached_activations_path is None:
             self.new_cached_activations_path = _default_cached_activations_path(self.dataset_path, self.model_name, self.hook_name, None)
+        _check_machine(self, {"device": self.device}, {"new_cached_activations_path": self.new_cached_activations_path})
         if self.n_tokens_in_buffer < self.n_tokens_in_batch:
             raise ValueError(f"buffer_size_gb={self.buffer_size_gb} holds {self._raw_tokens_in_buffer} tokens of "
                              f"{self.bytes_per_token} bytes, fewer than one model batch of {self.n_tokens_in_batch} "
@@ -639,6 +658,8 @@ class PretokenizeRunnerConfig:
 
     def __post_init__(self):
         _check_fields(self)
+        check_finite_fields(self)
+        _check_machine(self, {}, {"save_path": self.save_path})
         for name in ("num_proc", "context_size", "hf_num_shards"): check_positive(name, getattr(self, name))
         if self.pretokenize_batch_size is not None: check_positive("pretokenize_batch_size", self.pretokenize_batch_size)
         for name in ("begin_batch_token", "begin_sequence_token", "sequence_separator_token"):

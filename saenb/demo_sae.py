@@ -34,9 +34,10 @@ def demo_sae_folder(training_tokens:int=DEMO_SAE_TRAINING_TOKENS, # tokens to tr
                     **overrides, # `demo_config` fields changed from the demo's
                    ) -> Path:
     "The cache folder of the demo SAE with these settings (it may not exist yet)."
+    overrides = {k: v for k, v in overrides.items() if k != "device"}   # the device does not change the SAE (nor is it checked here)
     cfg = demo_config(training_tokens=training_tokens, **overrides)
     key = {"format": _DEMO_SAE_FORMAT, "training_tokens": training_tokens, "dataset": _dataset_key(dataset),
-           "overrides": {k: v for k, v in overrides.items() if k != "device"}}
+           "overrides": overrides}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:10]
     name = f"{cfg.model_name}-{cfg.hook_name}-{cfg.architecture}-{cfg.d_sae}-{training_tokens}-{digest}"
     return Path(cache_dir or saenb_cache_dir()/"demo_saes")/name

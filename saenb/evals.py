@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterable
 import torch
 from fastcore.basics import patch
 from tqdm import tqdm
-from .core import logger, check_positive, default_device, atomic_write, save_json, load_json
+from .core import logger, check_positive, default_device, atomic_write, save_json, load_json, check_device, CLIArgumentParser
+from .core import run_cli as _run_cli   # `run_cli` is a test helper name below
 from .sae import SAE, SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
 from .pretrained import get_pretrained_saes_directory   # importable from here, as from sae_lens.evals
 
@@ -564,7 +565,7 @@ def dict_to_nested(flat_dict:Mapping[str, Any], # keys such as "metrics/sparsity
 
 # %% ../nbs/09_evals.ipynb #dc44abef
 def _eval_arg_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="saenb-eval", description="Run evaluations on SAEs")
+    p = CLIArgumentParser(prog="saenb-eval", description="Run evaluations on SAEs")
     p.add_argument("saes", nargs="+", metavar="SAE",
                    help="SAE_REGEX_PATTERN SAE_BLOCK_PATTERN (regexes matching release names and SAE ids of the "
                         "pretrained directory), or one or more local SAE folders")
@@ -597,6 +598,10 @@ def _looks_like_path(s:str) -> bool:
 def eval_cli(argv:list[str]|None=None, # the arguments (sys.argv[1:] when None)
             ):
     "The `saenb-eval` command: evaluate SAEs and write per-SAE JSON files, a combined JSON and a CSV."
+    return _run_cli("saenb-eval", _eval_cli_parse, argv)
+
+def _eval_cli_parse(argv:list[str]) -> Callable[[], None]:
+    "Check `saenb-eval`'s arguments (a refused one is a one-line error, exit status 2); return the evaluation to run."
     parser = _eval_arg_parser()
     args = parser.parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if k.startswith("compute_")}
@@ -605,6 +610,7 @@ def eval_cli(argv:list[str]|None=None, # the arguments (sys.argv[1:] when None)
         eval_config = EvalConfig(batch_size_prompts=args.batch_size_prompts,
                                  n_eval_reconstruction_batches=args.n_eval_reconstruction_batches,
                                  n_eval_sparsity_variance_batches=args.n_eval_sparsity_variance_batches, **flags)
+    if args.device is not None: check_device("--device", args.device)
     if _looks_like_path(args.saes[0]):
         sae_paths, patterns = args.saes, (None, None)
         for p in sae_paths:
@@ -616,6 +622,10 @@ def eval_cli(argv:list[str]|None=None, # the arguments (sys.argv[1:] when None)
             parser.error(f"{args.saes[0]!r} is not an existing SAE folder, and pretrained SAEs are selected by two "
                          "patterns: SAE_REGEX_PATTERN SAE_BLOCK_PATTERN")
         sae_paths, patterns = None, tuple(args.saes)
+    return lambda: _eval_cli_run(args, sae_paths, patterns, eval_config)
+
+def _eval_cli_run(args:argparse.Namespace, sae_paths:list[str]|None, patterns:tuple, eval_config:EvalConfig|None):
+    if sae_paths is None:
         found = get_saes_from_regex(*patterns)
         print("Filtered SAEs based on provided patterns:")
         print(f"Number of SAE sets: {len({s[0] for s in found})}")

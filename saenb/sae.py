@@ -17,6 +17,7 @@ from safetensors.torch import save as safetensors_bytes
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 from .core import logger, str_to_dtype, dtype_to_str, check_choice, check_positive, atomic_write, save_json, load_json
+from .core import check_finite_fields, verify_checksums, CHECKSUMS_FILENAME
 from .config import ACTIVATION_FNS, NORMALIZE_ACTIVATIONS
 
 # %% auto #0
@@ -68,6 +69,7 @@ class SAEConfig:
         if self.activation_fn_kwargs is None: self.activation_fn_kwargs = {}
         if self.model_from_pretrained_kwargs is None: self.model_from_pretrained_kwargs = {}
         self.seqpos_slice = _as_tuple(self.seqpos_slice)
+        check_finite_fields(self)
         check_positive("d_in", self.d_in)
         check_positive("d_sae", self.d_sae)
         str_to_dtype(self.dtype, "dtype")
@@ -766,6 +768,7 @@ def load_from_pretrained(cls:SAE, path:str|Path, # a folder holding cfg.json and
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{cfg_path} does not exist: {path} is not a saved SAE folder (it needs "
                                 f"{SAE_CFG_FILENAME} and {SAE_WEIGHTS_FILENAME})")
+    verify_checksums(path, [SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME])   # saenb's checkpoints carry a manifest; SAELens folders don't
     cfg_dict = handle_config_defaulting(load_json(cfg_path))
     cfg_dict["device"] = str(device)
     if dtype is not None: cfg_dict["dtype"] = dtype_to_str(dtype)

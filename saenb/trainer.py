@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_trainer.ipynb #c4bbd15c
 from __future__ import annotations
-import contextlib, os, random, shutil
+import contextlib, io, os, random, shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 from . import __version__
-from .core import logger, save_json
+from .core import logger, save_json, atomic_write, folder_lock, write_checksums, verify_checksums, CHECKSUMS_FILENAME
 from .config import LanguageModelSAERunnerConfig, TRAINER_STATE_FILENAME
 from .training_sae import TrainingSAE, TrainStepOutput, release_buffer_pool
 from .activations_store import ActivationsStore
@@ -51,6 +51,16 @@ def _replace_folder(tmp:Path, final:Path):
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
 
+def _save_torch(obj, path:Path):
+    "`torch.save` to `path` atomically (serialised in memory first, so a failed write is an `OSError`)."
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    with atomic_write(path, "wb") as f: f.write(buf.getbuffer())
+
+def _save_error(e:OSError, final:Path) -> OSError:
+    what = f"could not save the checkpoint {final}: {e.strerror or e}"
+    return OSError(e.errno, what) if e.errno is not None else OSError(what)
+
 def save_checkpoint(trainer:SAETrainer, # the trainer whose state is saved
                     checkpoint_name:str, # folder name under `trainer.cfg.checkpoint_path`
                     wandb_aliases:list[str]|None=None, # aliases for the wandb artifact, when logging to wandb
@@ -65,19 +75,22 @@ def save_checkpoint(trainer:SAETrainer, # the trainer whose state is saved
         dist.gather_object({k: v.detach().cpu() for k, v in trainer.activations_store.state_dict().items()},
                            store_states, dst=0)
         if rank != 0: return final
-    tmp = final.with_name(f".{final.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        weights_path, cfg_path, sparsity_path = sae.save_model(tmp, trainer.log_feature_sparsity)
-        save_json(trainer.cfg.to_dict(), cfg_path)
-        trainer.activations_store.save(str(tmp/ACTIVATIONS_STORE_STATE_FILENAME))
-        for r in range(1, world_size): save_file(store_states[r], str(tmp/_rank_store_state_filename(r)))
-        if hasattr(trainer, "state_dict"): torch.save(trainer.state_dict(), tmp/TRAINER_STATE_FILENAME)
-        _replace_folder(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with folder_lock(trainer.cfg.checkpoint_path):   # one run writes a checkpoint folder (a no-op inside `fit`, which holds it)
+        tmp = final.with_name(f".{final.name}.tmp")
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            weights_path, cfg_path, sparsity_path = sae.save_model(tmp, trainer.log_feature_sparsity)
+            save_json(trainer.cfg.to_dict(), cfg_path)
+            trainer.activations_store.save(str(tmp/ACTIVATIONS_STORE_STATE_FILENAME))
+            for r in range(1, world_size): save_file(store_states[r], str(tmp/_rank_store_state_filename(r)))
+            if hasattr(trainer, "state_dict"): _save_torch(trainer.state_dict(), tmp/TRAINER_STATE_FILENAME)
+            write_checksums(tmp)   # last: a folder whose manifest matches is complete
+            _replace_folder(tmp, final)
+        except BaseException as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(e, OSError): raise _save_error(e, final) from e   # e.g. a full disk: name the checkpoint
+            raise
     if trainer.cfg.log_to_wandb: _log_checkpoint_artifacts(trainer, final, wandb_aliases)
     return final
 
@@ -394,10 +407,12 @@ def _finish_training(self:SAETrainer) -> TrainingSAE:
 @patch
 def fit(self:SAETrainer) -> TrainingSAE:
     "Train to `cfg.total_training_tokens`, then fold the norm scaling factor and save the final checkpoint."
-    self._start_training()
-    while self.n_training_tokens < self.cfg.total_training_tokens:
-        self.train_on_batch(self.activations_store.next_batch()[:, 0].to(self.sae.device))
-    return self._finish_training()
+    # the checkpoint folder is this run's while it trains: a second run pointed at it is refused (`folder_lock`)
+    with folder_lock(self.cfg.checkpoint_path) if self.rank == 0 else contextlib.nullcontext():
+        self._start_training()
+        while self.n_training_tokens < self.cfg.total_training_tokens:
+            self.train_on_batch(self.activations_store.next_batch()[:, 0].to(self.sae.device))
+        return self._finish_training()
 
 # %% ../nbs/10_trainer.ipynb #61fe4137
 def _rng_states() -> dict[str, Any]:
@@ -450,5 +465,13 @@ def load_checkpoint(self:SAETrainer,
                    ):
     "Restore the trainer and its activation store from a checkpoint folder, to continue the run it was saved from."
     folder = Path(folder)
-    self.activations_store.load(folder/_rank_store_state_filename(self.rank))
-    self.load_state_dict(torch.load(folder/TRAINER_STATE_FILENAME, weights_only=True, map_location="cpu"))
+    verify_checksums(folder)   # a truncated or altered file is named before anything is read
+    store_path, state_path = folder/_rank_store_state_filename(self.rank), folder/TRAINER_STATE_FILENAME
+    try: self.activations_store.load(store_path)
+    except FileNotFoundError: raise
+    except Exception as e: raise ValueError(f"{store_path} could not be read, it is truncated or corrupt: {e}") from e
+    try: state = torch.load(state_path, weights_only=True, map_location="cpu")
+    except FileNotFoundError: raise
+    except Exception as e:
+        raise ValueError(f"{state_path} could not be read, it is truncated or corrupt ({type(e).__name__}: {e})") from e
+    self.load_state_dict(state)

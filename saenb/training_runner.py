@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import torch
 import torch.distributed as dist
 from fastcore.basics import patch
-from .core import logger, load_json
+from .core import logger, load_json, run_cli
 from .config import LanguageModelSAERunnerConfig, parse_config_args
 from .load_model import load_model
 from .activations_store import ActivationsStore, HfDataset
@@ -276,17 +276,26 @@ def run_demo(args:Sequence[str]=(), # extra `--field value` settings over the de
 def _parse_cfg_args(args:Sequence[str]) -> LanguageModelSAERunnerConfig:
     return parse_config_args(LanguageModelSAERunnerConfig, list(args) or ["--help"], prog="saenb-train")
 
-def _run_cli(args:Sequence[str]):
-    "What `saenb-train ARGS` does."
+def _parse_main_args(args:Sequence[str]):
+    "Check `saenb-train ARGS` (the whole config, before any model loads) and return the run to do."
     args = list(args)
     if "--demo" in args:
         args.remove("--demo")
-        return run_demo(args)
-    return SAETrainingRunner(cfg=_parse_cfg_args(args)).run()
+        from saenb.config import config_to_args
+        parse_config_args(LanguageModelSAERunnerConfig, config_to_args(demo_config(verbose=False)) + args,
+                          prog="saenb-train --demo")   # refused settings are reported before the model loads
+        return lambda: run_demo(args)
+    cfg = _parse_cfg_args(args)
+    return lambda: SAETrainingRunner(cfg=cfg).run()
 
-def main():
-    "Entry point of the `saenb-train` console script (also under `torchrun`)."
-    try: _run_cli(sys.argv[1:])
+def _run_cli(args:Sequence[str]):
+    "What `saenb-train ARGS` does."
+    return _parse_main_args(args)()
+
+def main(argv:list[str]|None=None, # the arguments; `sys.argv[1:]` when None
+        ):
+    "Entry point of the `saenb-train` console script (also under `torchrun`): a refused setting is one line and exit status 2."
+    try: run_cli("saenb-train", _parse_main_args, argv)
     finally:
         if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 
