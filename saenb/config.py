@@ -730,11 +730,13 @@ def _field_docs(config_cls) -> dict:
 
 def config_arg_parser(config_cls:type, # a config dataclass
                       prog:str|None=None, # program name shown in usage and errors
+                      epilog:str|None=None, # text after the fields in `--help`: the command's own options
                      ) -> argparse.ArgumentParser:
     "An `argparse` parser with one `--field` option per field of `config_cls`."
     doc = (config_cls.__doc__ or "").strip()
     prog = prog or config_cls.__name__
-    parser = _ConfigArgumentParser(prog=prog, usage=f"{prog} [--FIELD VALUE ...]", description=doc, allow_abbrev=False)
+    parser = _ConfigArgumentParser(prog=prog, usage=f"{prog} [--FIELD VALUE ...]", description=doc, epilog=epilog,
+                                   allow_abbrev=False)
     docs = _field_docs(config_cls)
     for f in fields(config_cls):
         default = _field_default(f)
@@ -748,10 +750,11 @@ def config_arg_parser(config_cls:type, # a config dataclass
 def parse_config_args(config_cls:type, # the config dataclass to build
                       args:list[str]|None=None, # command-line arguments; `sys.argv[1:]` when None
                       prog:str|None=None, # program name shown in usage and errors
+                      epilog:str|None=None, # text after the fields in `--help`
                      ):
     "Build a `config_cls` from `--field value` arguments, parsing each value by the field's annotation."
     args = sys.argv[1:] if args is None else list(args)
-    parser = config_arg_parser(config_cls, prog)
+    parser = config_arg_parser(config_cls, prog, epilog)
     namespace, unknown = parser.parse_known_args(args)
     if unknown: raise ValueError(_unknown_args_message(config_cls, unknown))
     types_ = {f.name: f.type for f in fields(config_cls)}

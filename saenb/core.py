@@ -6,6 +6,7 @@
 from __future__ import annotations
 import argparse, dataclasses, hashlib, logging, math, os, sys, tempfile, json, warnings
 from contextlib import contextmanager
+from tqdm.auto import tqdm
 from pathlib import Path
 from typing import Any, Callable
 import torch
@@ -204,10 +205,13 @@ def verify_checksums(folder:str|Path, # a folder that may hold a `checksums.sha2
     folder = Path(folder)
     sums = read_checksums(folder)
     if sums is None: return False
-    for name in (sorted(sums) if names is None else [n for n in names if n in sums]):
-        path = folder/name
+    names = sorted(sums) if names is None else [n for n in names if n in sums]
+    for path in (folder/n for n in names):
         if not path.is_file():
             raise ValueError(f"{path} is missing: {folder/CHECKSUMS_FILENAME} lists it, so the folder is incomplete")
+    big = sum((folder/n).stat().st_size for n in names) > 2**30   # hashing a large cache takes a while: show it
+    for name in tqdm(names, desc=f"Checking {folder.name}", unit="file", disable=not big):
+        path = folder/name
         actual = file_sha256(path)
         if actual != sums[name]:
             raise ValueError(f"{path} is corrupt: its SHA-256 {actual[:12]}... differs from {sums[name][:12]}... recorded in "

@@ -274,7 +274,9 @@ def run_demo(args:Sequence[str]=(), # extra `--field value` settings over the de
 
 # %% ../nbs/11_training_runner.ipynb #257a7c1d
 def _parse_cfg_args(args:Sequence[str]) -> LanguageModelSAERunnerConfig:
-    return parse_config_args(LanguageModelSAERunnerConfig, list(args) or ["--help"], prog="saenb-train")
+    return parse_config_args(LanguageModelSAERunnerConfig, list(args) or ["--help"], prog="saenb-train",
+                             epilog="--demo: train the demo SAE on the offline SmolLM2 (fields given after it change the "
+                                    "demo's config); --debug: show the full traceback of an error")
 
 def _parse_main_args(args:Sequence[str]):
     "Check `saenb-train ARGS` (the whole config, before any model loads) and return the run to do."
