@@ -4,13 +4,13 @@
 
 # %% ../nbs/19c_neuronpedia_export.ipynb #23e17ba9
 from __future__ import annotations
-import argparse, hashlib, json, math, shutil, sys
+import hashlib, json, math, shutil, sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .core import atomic_write, check_positive, save_json, load_json, logger
+from .core import atomic_write, check_positive, check_device, save_json, load_json, logger, CLIArgumentParser, run_cli
 from .sae import SAE
 from .analysis import feature_logit_effects, _feature_index, _as_token_batch
 from .dashboard import FeatureDashboardData, feature_dashboard
@@ -247,8 +247,8 @@ def _load_tokens(dataset:str, model, n_prompts:int, context_size:int) -> torch.T
     if not rows: raise ValueError(f"--dataset={dataset!r} gave no texts of {context_size} tokens")
     return torch.tensor(rows)
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="saenb-neuronpedia-export",
+def _parser() -> CLIArgumentParser:
+    p = CLIArgumentParser(prog="saenb-neuronpedia-export",
                                 description="Export a trained SAE's feature data in the layout Neuronpedia imports.")
     p.add_argument("sae_path", help="a saved SAE folder (cfg.json and sae_weights.safetensors)")
     p.add_argument("--output-dir", required=True, help="where batch-N.json and manifest.json go")
@@ -266,27 +266,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
-def main(argv:Sequence[str]|None=None) -> None:
-    "The `saenb-neuronpedia-export` command."
-    parser = _parser()
-    args = parser.parse_args(argv)
+def _parse_main_args(argv:list[str]):
+    "Check the arguments and the SAE folder before the model loads; return the export to run."
+    args = _parser().parse_args(argv)
     for name in ("n_prompts", "n_features_per_batch", "batch_size", "context_size"):
         value = getattr(args, name)
-        if value is not None and value <= 0: parser.error(f"--{name.replace('_', '-')}={value} must be positive")
+        if value is not None and value <= 0: raise ValueError(f"--{name.replace('_', '-')}={value} must be positive")
+    check_device("--device", args.device)
     if not (Path(args.sae_path)/"cfg.json").is_file():
-        parser.error(f"sae_path={args.sae_path!r} is not a saved SAE folder (no cfg.json there)")
+        raise ValueError(f"sae_path={args.sae_path!r} is not a saved SAE folder (no cfg.json there)")
+    sae = SAE.load_from_pretrained(args.sae_path, device=args.device)
+    features = _parse_features(args.features, sae.cfg.d_sae)
+    return lambda: _export(args, sae, features)
+
+def _export(args, sae:SAE, features:list[int]|None):
     from saenb.load_model import load_model
-    try:
-        sae = SAE.load_from_pretrained(args.sae_path, device=args.device)
-        features = _parse_features(args.features, sae.cfg.d_sae)
-        model = load_model(args.model_class_name, args.model or sae.cfg.model_name, device=args.device,
-                           model_from_pretrained_kwargs=sae.cfg.model_from_pretrained_kwargs or {})
-        tokens = _load_tokens(args.dataset or sae.cfg.dataset_path, model, args.n_prompts,
-                              args.context_size or sae.cfg.context_size)
-        path = export_to_neuronpedia(model, sae, tokens, args.output_dir, features=features,
-                                     n_features_per_batch=args.n_features_per_batch, model_id=args.model_id,
-                                     layer=args.layer, sae_set=args.sae_set, dataset=args.dataset or sae.cfg.dataset_path,
-                                     batch_size=args.batch_size, resume=not args.no_resume, show_progress=not args.quiet)
-    except (ValueError, FileNotFoundError, ImportError) as e:
-        parser.error(str(e).splitlines()[0])
+    model = load_model(args.model_class_name, args.model or sae.cfg.model_name, device=args.device,
+                       model_from_pretrained_kwargs=sae.cfg.model_from_pretrained_kwargs or {})
+    tokens = _load_tokens(args.dataset or sae.cfg.dataset_path, model, args.n_prompts, args.context_size or sae.cfg.context_size)
+    path = export_to_neuronpedia(model, sae, tokens, args.output_dir, features=features,
+                                 n_features_per_batch=args.n_features_per_batch, model_id=args.model_id,
+                                 layer=args.layer, sae_set=args.sae_set, dataset=args.dataset or sae.cfg.dataset_path,
+                                 batch_size=args.batch_size, resume=not args.no_resume, show_progress=not args.quiet)
     print(f"wrote {path.parent}: {len(load_json(path)['batches'])} batches, manifest {path.name}")
+
+def main(argv:Sequence[str]|None=None) -> None:
+    "The `saenb-neuronpedia-export` command: a refused argument is one line and exit 2, a failure one line and exit 1."
+    run_cli("saenb-neuronpedia-export", _parse_main_args, argv)
