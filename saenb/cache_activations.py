@@ -13,7 +13,7 @@ import datasets
 from datasets import Array2D, Dataset, Features, Sequence, Value
 from fastcore.basics import patch
 from tqdm.auto import tqdm
-from .core import logger, dtype_to_str, folder_lock, write_checksums
+from .core import logger, dtype_to_str, failed_write, folder_lock, write_checksums
 from .config import CacheActivationsRunnerConfig
 from .activations_store import ActivationsStore
 from .load_model import load_model
@@ -155,10 +155,6 @@ def _create_shard(self:CacheActivationsRunner,
                "token_ids": toks.reshape(n_seq, self.context_size).to(torch.int32).cpu().numpy()}
     return Dataset.from_dict(columns, features=self.features)
 
-def _write_error(e:OSError, what:str) -> OSError:
-    msg = f"could not write {what}: {e.strerror or e}"
-    return OSError(e.errno, msg) if e.errno is not None else OSError(msg)
-
 @patch
 def _write_shard(self:CacheActivationsRunner, buffer:tuple[torch.Tensor, torch.Tensor], folder:Path):
     "Save one buffer as the dataset folder `folder`, which appears only once complete."
@@ -168,7 +164,7 @@ def _write_shard(self:CacheActivationsRunner, buffer:tuple[torch.Tensor, torch.T
         with _quiet_datasets(): shard.save_to_disk(str(partial), num_shards=1)
     except OSError as e:   # e.g. a full disk: name the shard, leave no partial folder
         shutil.rmtree(partial, ignore_errors=True)
-        raise _write_error(e, f"the cache shard {folder}") from e
+        raise failed_write(e, f"write the cache shard {folder}") from e
     os.replace(partial, folder)
 
 # %% ../nbs/12_cache_activations.ipynb #def7fc44
@@ -247,7 +243,7 @@ def _consolidate(self:CacheActivationsRunner, final:Path, tmp:Path):
                     str(tmp/"shuffled"), num_shards=len(list(done.glob("*.arrow"))))
             done = tmp/"shuffled"
         write_checksums(done)   # read back by `ActivationsStore`, which names a damaged file
-    except OSError as e: raise _write_error(e, f"the activation cache {final} (in {tmp})") from e
+    except OSError as e: raise failed_write(e, f"write the activation cache {final} (in {tmp})") from e
     _check_output_path(final)   # again: something may have appeared there meanwhile
     if final.exists(): final.rmdir()
     final.parent.mkdir(parents=True, exist_ok=True)

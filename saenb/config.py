@@ -389,11 +389,10 @@ def _log_summary(self:LanguageModelSAERunnerConfig):
 # %% ../nbs/02_config.ipynb #f20df7a7
 JUMPRELU_SPARSITY_LOSS_MODES = ("step", "tanh")
 JUMPRELU_THRESHOLD_PARAMS = ("log_threshold", "threshold")
-_SAE_TRAINING_OPTIONS = ("jumprelu_sparsity_loss_mode", "jumprelu_tanh_scale", "jumprelu_threshold_param",
-                         "pre_act_loss_coefficient", "rescale_acts_by_decoder_norm", "aux_loss_coefficient")
 TRAINING_OPTION_DEFAULTS = {   # SAELens 6's training options, at the values that train as SAELens 5.6 does
     "jumprelu_sparsity_loss_mode": "step", "jumprelu_tanh_scale": 4.0, "jumprelu_threshold_param": "log_threshold",
     "pre_act_loss_coefficient": None, "l0_warm_up_steps": 0, "rescale_acts_by_decoder_norm": False, "aux_loss_coefficient": 1.0}
+_SAE_TRAINING_OPTIONS = tuple(k for k in TRAINING_OPTION_DEFAULTS if k != "l0_warm_up_steps")   # the SAE's; the warm-up is the trainer's
 _OPTION_FAMILIES = {"jumprelu": ("jumprelu_sparsity_loss_mode", "jumprelu_tanh_scale", "jumprelu_threshold_param",
                                  "pre_act_loss_coefficient", "l0_warm_up_steps"),
                     TOPK_ARCHITECTURES: ("rescale_acts_by_decoder_norm", "aux_loss_coefficient")}

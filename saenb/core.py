@@ -14,8 +14,9 @@ import torch
 # %% auto #0
 __all__ = ['logger', 'DTYPE_MAP', 'CHECKSUMS_FILENAME', 'str_to_dtype', 'dtype_to_str', 'default_device', 'saenb_cache_dir',
            'check_choice', 'check_finite', 'check_positive', 'check_finite_fields', 'check_device',
-           'check_writable_path', 'atomic_write', 'save_json', 'load_json', 'file_sha256', 'write_checksums',
-           'read_checksums', 'verify_checksums', 'FolderLockedError', 'folder_lock', 'CLIArgumentParser', 'run_cli']
+           'check_writable_path', 'atomic_write', 'save_json', 'load_json', 'failed_write', 'file_sha256',
+           'write_checksums', 'read_checksums', 'verify_checksums', 'FolderLockedError', 'folder_lock',
+           'CLIArgumentParser', 'run_cli']
 
 # %% ../nbs/00_core.ipynb #235357a0
 logger = logging.getLogger("saenb")
@@ -159,6 +160,14 @@ def load_json(path:str|Path) -> Any:
     if not path.is_file(): raise FileNotFoundError(f"{path} does not exist")
     try: return json.loads(path.read_text())
     except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON: {e}") from e
+
+# %% ../nbs/00_core.ipynb #f0a1e2d4
+def failed_write(e:OSError, # the error a write raised
+                 what:str, # what was being written, as "save the checkpoint /runs/x/1000"
+                ) -> OSError:
+    "An `OSError` with `e`'s errno whose message names what could not be written."
+    msg = f"could not {what}: {e.strerror or e}"
+    return OSError(e.errno, msg) if e.errno is not None else OSError(msg)
 
 # %% ../nbs/00_core.ipynb #326dd044
 CHECKSUMS_FILENAME = "checksums.sha256"

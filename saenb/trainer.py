@@ -15,7 +15,8 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 from . import __version__
-from .core import logger, save_json, atomic_write, folder_lock, write_checksums, verify_checksums, CHECKSUMS_FILENAME
+from .core import (logger, save_json, atomic_write, failed_write, folder_lock, write_checksums, verify_checksums,
+                        CHECKSUMS_FILENAME)
 from .config import LanguageModelSAERunnerConfig, TRAINER_STATE_FILENAME
 from .training_sae import TrainingSAE, TrainStepOutput, release_buffer_pool
 from .activations_store import ActivationsStore
@@ -57,10 +58,6 @@ def _save_torch(obj, path:Path):
     torch.save(obj, buf)
     with atomic_write(path, "wb") as f: f.write(buf.getbuffer())
 
-def _save_error(e:OSError, final:Path) -> OSError:
-    what = f"could not save the checkpoint {final}: {e.strerror or e}"
-    return OSError(e.errno, what) if e.errno is not None else OSError(what)
-
 def save_checkpoint(trainer:SAETrainer, # the trainer whose state is saved
                     checkpoint_name:str, # folder name under `trainer.cfg.checkpoint_path`
                     wandb_aliases:list[str]|None=None, # aliases for the wandb artifact, when logging to wandb
@@ -89,7 +86,7 @@ def save_checkpoint(trainer:SAETrainer, # the trainer whose state is saved
             _replace_folder(tmp, final)
         except BaseException as e:
             shutil.rmtree(tmp, ignore_errors=True)
-            if isinstance(e, OSError): raise _save_error(e, final) from e   # e.g. a full disk: name the checkpoint
+            if isinstance(e, OSError): raise failed_write(e, f"save the checkpoint {final}") from e   # e.g. a full disk: name the checkpoint
             raise
     if trainer.cfg.log_to_wandb: _log_checkpoint_artifacts(trainer, final, wandb_aliases)
     return final
@@ -466,12 +463,13 @@ def load_checkpoint(self:SAETrainer,
     "Restore the trainer and its activation store from a checkpoint folder, to continue the run it was saved from."
     folder = Path(folder)
     verify_checksums(folder)   # a truncated or altered file is named before anything is read
-    store_path, state_path = folder/_rank_store_state_filename(self.rank), folder/TRAINER_STATE_FILENAME
-    try: self.activations_store.load(store_path)
-    except FileNotFoundError: raise
-    except Exception as e: raise ValueError(f"{store_path} could not be read, it is truncated or corrupt: {e}") from e
-    try: state = torch.load(state_path, weights_only=True, map_location="cpu")
+    _read_or_name(folder/_rank_store_state_filename(self.rank), self.activations_store.load)
+    self.load_state_dict(_read_or_name(folder/TRAINER_STATE_FILENAME,
+                                       lambda p: torch.load(p, weights_only=True, map_location="cpu")))
+
+def _read_or_name(path:Path, read:Callable[[Path], Any]):
+    "`read(path)`; a file that is there but cannot be read is named as truncated or corrupt."
+    try: return read(path)
     except FileNotFoundError: raise
     except Exception as e:
-        raise ValueError(f"{state_path} could not be read, it is truncated or corrupt ({type(e).__name__}: {e})") from e
-    self.load_state_dict(state)
+        raise ValueError(f"{path} could not be read, it is truncated or corrupt ({type(e).__name__}: {e})") from e
