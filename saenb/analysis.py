@@ -12,8 +12,10 @@ import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
-from .core import check_choice, check_positive
+from .core import check_choice, check_positive, check_feature_index
 from .sae import SAE
+from .evals import _stop_at_layer   # one rule for how far the model runs, shared with run_evals
+
 
 # %% auto #0
 __all__ = ['DEFAULT_TOKEN_SET_PREDICATES', 'get_feature_activations', 'FeatureExample', 'top_activating_examples',
@@ -24,15 +26,6 @@ __all__ = ['DEFAULT_TOKEN_SET_PREDICATES', 'get_feature_activations', 'FeatureEx
            'plot_feature_density_histogram', 'manhattan_plot_enrichment_scores', 'plot_feature_logits_by_token_set']
 
 # %% ../nbs/14b_analysis.ipynb #e97b6331
-def _stop_at_layer(sae:SAE) -> int|None:
-    "The smallest `stop_at_layer` that still runs the SAE's hook (None: the whole model)."
-    name = sae.cfg.hook_name
-    m = re.match(r"blocks\.(\d+)\.", name)
-    if m: return int(m.group(1)) + 1
-    if name in ("hook_embed", "hook_pos_embed", "hook_tokens"): return 0
-    if name.startswith(("ln_final", "unembed")): return None
-    return sae.cfg.hook_layer + 1
-
 @contextmanager
 def _analysis_mode(sae:SAE, hook_z_reshaping:bool=False):
     "`sae` in eval mode, without gradients, with hook_z reshaping on or off; everything restored on exit."
@@ -48,12 +41,10 @@ def _analysis_mode(sae:SAE, hook_z_reshaping:bool=False):
         sae.__dict__.update(saved)
 
 def _feature_index(features, d_sae:int) -> torch.Tensor:
-    "Feature ids as a 1-d long tensor, checked against `d_sae`."
+    "Feature ids as a 1-d long tensor, checked against `d_sae` (`check_feature_index`); None: all of them."
     if features is None: return torch.arange(d_sae)
-    idx = torch.as_tensor([features] if isinstance(features, int) else list(features), dtype=torch.long).flatten()
-    bad = idx[(idx < 0) | (idx >= d_sae)]
-    if len(bad): raise ValueError(f"features={bad.tolist()} out of range: valid feature ids are 0 to {d_sae - 1}")
-    return idx
+    idx = check_feature_index("features", features, d_sae)
+    return torch.tensor([idx] if isinstance(idx, int) else idx, dtype=torch.long)
 
 def _as_token_batch(tokens) -> torch.Tensor:
     tokens = torch.as_tensor(tokens)

@@ -13,9 +13,9 @@ import torch
 
 # %% auto #0
 __all__ = ['logger', 'DTYPE_MAP', 'CHECKSUMS_FILENAME', 'str_to_dtype', 'dtype_to_str', 'default_device', 'saenb_cache_dir',
-           'check_choice', 'check_finite', 'check_positive', 'check_finite_fields', 'check_device',
-           'check_writable_path', 'atomic_write', 'save_json', 'load_json', 'failed_write', 'file_sha256',
-           'write_checksums', 'read_checksums', 'verify_checksums', 'FolderLockedError', 'folder_lock',
+           'check_choice', 'check_finite', 'check_positive', 'check_feature_index', 'check_finite_fields',
+           'check_device', 'check_writable_path', 'atomic_write', 'save_json', 'load_json', 'failed_write',
+           'file_sha256', 'write_checksums', 'read_checksums', 'verify_checksums', 'FolderLockedError', 'folder_lock',
            'CLIArgumentParser', 'run_cli']
 
 # %% ../nbs/00_core.ipynb #235357a0
@@ -81,6 +81,23 @@ def check_positive(field:str, value, allow_zero:bool=False):
     bad = value < 0 if allow_zero else value <= 0
     if bad: raise ValueError(f"{field}={value!r} must be {bound}")
     return value
+
+# %% ../nbs/00_core.ipynb #8934b657
+def check_feature_index(field:str, # name of the argument being checked
+                        features, # one index (int, 0-d tensor) or several (list, tuple, 1-d tensor)
+                        d_sae:int|None=None, # the SAE's number of features; None: any non-negative index
+                       ) -> int|list[int]:
+    "`features` as an int (one) or a list of ints (several), each a valid feature index; a `ValueError` naming `field` otherwise."
+    if hasattr(features, "tolist"): features = features.tolist()
+    one = isinstance(features, (int, str)) or not hasattr(features, "__iter__")
+    items = [features] if one else [f.tolist() if hasattr(f, "tolist") else f for f in features]
+    for i, f in enumerate(items):
+        if isinstance(f, bool) or not isinstance(f, int) or f < 0:
+            raise ValueError(f"{field if one else f'{field}[{i}]'}={f!r} must be a non-negative integer feature index")
+    out = [f for f in items if d_sae is not None and f >= d_sae]
+    if out: raise ValueError(f"{field}={out[0] if one else out} is out of range for an SAE with d_sae={d_sae} (valid: 0 to {d_sae - 1})")
+    return items[0] if one else items
+
 
 # %% ../nbs/00_core.ipynb #88579ff4
 def check_finite_fields(cfg, # a dataclass instance

@@ -126,10 +126,11 @@ def _encode_decode(sae:SAE, x:torch.Tensor, activation_store) -> tuple[torch.Ten
 
 # %% ../nbs/09_evals.ipynb #3c1147a9
 def _stop_at_layer(sae:SAE) -> int|None:
-    "The `stop_at_layer` that still runs the SAE's hook."
+    "The smallest `stop_at_layer` that still runs the SAE's hook (None: the whole model)."
     name = sae.cfg.hook_name
     m = re.match(r"blocks\.(\d+)\.", name)
     if m: return int(m.group(1)) + 1
+    if name in ("hook_embed", "hook_pos_embed", "hook_tokens"): return 0
     if name.startswith(("ln_final", "unembed")): return None
     return sae.cfg.hook_layer + 1
 

@@ -8,7 +8,7 @@ import json, math, os, urllib.parse, webbrowser
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any
 import requests
-from .core import logger, check_positive
+from .core import logger, check_positive, check_feature_index
 if TYPE_CHECKING: from saenb.sae import SAE
 
 # %% auto #0
@@ -134,14 +134,6 @@ def _neuronpedia_id(sae:SAE) -> str:
         raise ValueError(f"sae.cfg.neuronpedia_id={sae_id!r} is not of the form '<model>/<source>', e.g. 'gpt2-small/0-res-jb'")
     return sae_id
 
-def _feature_index(index, field:str="index", d_sae:int|None=None) -> int:
-    "`index` as an int (ints and 0-d tensors accepted), checked against `d_sae`."
-    if hasattr(index, "item"): index = index.item()
-    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-        raise ValueError(f"{field}={index!r} must be a non-negative integer feature index")
-    if d_sae is not None and index >= d_sae:
-        raise ValueError(f"{field}={index} is out of range for an SAE with d_sae={d_sae} (valid: 0 to {d_sae - 1})")
-    return index
 
 # %% ../nbs/16_neuronpedia.ipynb #9d7cc7d2
 def open_neuronpedia_feature_dashboard(sae:SAE, # an SAE with `cfg.neuronpedia_id` set
@@ -151,7 +143,7 @@ def open_neuronpedia_feature_dashboard(sae:SAE, # an SAE with `cfg.neuronpedia_i
                                       ) -> str:
     "Open feature `index`'s Neuronpedia dashboard in the browser; returns its URL."
     sae_id = _neuronpedia_id(sae)
-    index = _feature_index(index, d_sae=getattr(sae.cfg, "d_sae", None))
+    index = check_feature_index("index", index, getattr(sae.cfg, "d_sae", None))
     url = f"{neuronpedia_base_url(base_url)}/{sae_id}/{index}"
     if open_browser: webbrowser.open(url)
     return url
@@ -166,8 +158,8 @@ def get_neuronpedia_quick_list(sae:SAE, # an SAE with `cfg.neuronpedia_id` set
     "Open a Neuronpedia quick list of `features` of `sae` in the browser; returns its URL."
     sae_id = _neuronpedia_id(sae)
     d_sae = getattr(sae.cfg, "d_sae", None)
-    if hasattr(features, "tolist"): features = features.tolist()
-    features = [_feature_index(f, "features[]", d_sae) for f in features]
+    features = check_feature_index("features", features, d_sae)
+    if isinstance(features, int): features = [features]
     if not features: raise ValueError("features=[] is empty: give at least one feature index")
     layer = sae_id.split("/")[1]
     entries = [{"modelId": sae.cfg.model_name, "layer": layer, "index": str(f)} for f in features]
@@ -185,7 +177,7 @@ def get_neuronpedia_feature(feature:int, # the feature index
                             timeout:float|None=None, # seconds; None: `DEFAULT_TIMEOUT_S`
                            ) -> dict[str, Any]:
     "Fetch one feature's JSON from Neuronpedia's API."
-    feature = _feature_index(feature, "feature")
+    feature = check_feature_index("feature", feature)
     q = lambda s: urllib.parse.quote(str(s), safe="")
     path = f"/api/feature/{q(model)}/{q(f'{layer}-{dataset}')}/{feature}"
     result = neuronpedia_request("GET", path, base_url=base_url, timeout=timeout)

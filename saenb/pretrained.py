@@ -404,20 +404,30 @@ NAMED_PRETRAINED_SAE_LOADERS["gemma_2"] = gemma_2_sae_loader
 NAMED_PRETRAINED_SAE_CONFIG_GETTERS["gemma_2"] = get_gemma_2_config
 
 # %% ../nbs/13_pretrained.ipynb #8c1dc710
+_LLAMA_SCOPE_CFG = {"architecture": "jumprelu", "model_name": "meta-llama/Llama-3.1-8B", "hook_head_index": None,
+                    "activation_fn_str": "relu", "finetuning_scaling_factor": False, "sae_lens_training_version": None,
+                    "prepend_bos": True, "dataset_path": "cerebras/SlimPajama-627B", "context_size": 1024,
+                    "dataset_trust_remote_code": True, "apply_b_dec_to_input": False,
+                    "normalize_activations": "expected_average_only_in"}
+
+def _llama_scope_config(hook_point_in:str, # the hook, e.g. "blocks.0.hook_resid_post"
+                        d_in:int, d_sae:int, dtype:str, options:SAEConfigLoadOptions,
+                        **fields, # further fields of this kind of Llama Scope SAE
+                       ) -> dict[str, Any]:
+    "A Llama Scope SAE's config: what every Llama Scope SAE shares, and what its own file says."
+    cfg = {**_LLAMA_SCOPE_CFG, "d_in": d_in, "d_sae": d_sae, "dtype": dtype, "hook_name": hook_point_in,
+           "hook_layer": int(hook_point_in.split(".")[1]), **fields}
+    if options.device is not None: cfg["device"] = options.device
+    return cfg
+
 def get_llama_scope_config(repo_id:str, # e.g. "fnlp/Llama3_1-8B-Base-LXR-8x"
                            folder_name:str, # e.g. "Llama3_1-8B-Base-L0R-8x"
                            options:SAEConfigLoadOptions,
                           ) -> dict[str, Any]:
     "The config of a Llama Scope SAE, from its `hyperparams.json`."
     hp = load_json(_hub_file(repo_id, _join(folder_name, "hyperparams.json"), options.force_download))
-    cfg = {"architecture": "jumprelu", "jump_relu_threshold": hp["jump_relu_threshold"], "d_in": hp["d_model"],
-           "d_sae": hp["d_sae"], "dtype": "bfloat16", "model_name": "meta-llama/Llama-3.1-8B",
-           "hook_name": hp["hook_point_in"], "hook_layer": int(hp["hook_point_in"].split(".")[1]), "hook_head_index": None,
-           "activation_fn_str": "relu", "finetuning_scaling_factor": False, "sae_lens_training_version": None,
-           "prepend_bos": True, "dataset_path": "cerebras/SlimPajama-627B", "context_size": 1024,
-           "dataset_trust_remote_code": True, "apply_b_dec_to_input": False, "normalize_activations": "expected_average_only_in"}
-    if options.device is not None: cfg["device"] = options.device
-    return cfg
+    return _llama_scope_config(hp["hook_point_in"], hp["d_model"], hp["d_sae"], "bfloat16", options,
+                               jump_relu_threshold=hp["jump_relu_threshold"])
 
 def _linear_pair_state_dict(tensors:dict[str, torch.Tensor], dtype:torch.dtype, source:str) -> dict[str, torch.Tensor]:
     "SAELens tensors from an `nn.Linear` encoder/decoder pair (`encoder.weight [d_sae, d_in]`, ...)."
@@ -427,24 +437,36 @@ def _linear_pair_state_dict(tensors:dict[str, torch.Tensor], dtype:torch.dtype, 
     return {"W_enc": tensors["encoder.weight"].to(dtype).T.contiguous(), "b_enc": tensors["encoder.bias"].to(dtype),
             "W_dec": tensors["decoder.weight"].to(dtype).T.contiguous(), "b_dec": tensors["decoder.bias"].to(dtype)}
 
+def _load_llama_scope(release:str, sae_id:str, options:SAEConfigLoadOptions,
+                      conversion_func:str, # the directory's name for this kind of Llama Scope SAE
+                      weights_file:str, # the safetensors file in the SAE's folder
+                      threshold:Callable, # `(tensors, cfg_dict, dtype, source)` -> the per-feature JumpReLU threshold
+                     ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+    "Load a Llama Scope SAE: its config, the `nn.Linear` pair in `weights_file`, and its threshold."
+    cfg_dict = get_sae_config(release, sae_id, options, conversion_func=conversion_func)
+    repo_id, folder = get_repo_id_and_folder_name(release, sae_id)
+    filename = _join(folder, weights_file)
+    tensors = load_safetensors(_hub_file(repo_id, filename, options.force_download), options.device)
+    dtype, source = str_to_dtype(cfg_dict["dtype"]), f"{repo_id}/{filename}"
+    state_dict = _linear_pair_state_dict(tensors, dtype, source)
+    state_dict["threshold"] = threshold(tensors, cfg_dict, dtype, source).to(options.device)
+    return cfg_dict, state_dict, None
+
+def _constant_threshold(tensors:dict[str, torch.Tensor], cfg_dict:dict[str, Any], dtype:torch.dtype, source:str) -> torch.Tensor:
+    "One threshold for every feature: the config's `jump_relu_threshold`."
+    return torch.full((cfg_dict["d_sae"],), float(cfg_dict["jump_relu_threshold"]), dtype=dtype)
+
 def llama_scope_sae_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
                            cfg_overrides:dict[str, Any]|None=None, d_sae_override:int|None=None, layer_override:int|None=None,
                           ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
     "Load a Llama Scope SAE (jumprelu with one threshold for every feature)."
-    device = device or "cpu"
-    options = SAEConfigLoadOptions(device=device, force_download=force_download, d_sae_override=d_sae_override,
+    options = SAEConfigLoadOptions(device=device or "cpu", force_download=force_download, d_sae_override=d_sae_override,
                                    layer_override=layer_override, cfg_overrides=cfg_overrides)
-    cfg_dict = get_sae_config(release, sae_id, options, conversion_func="llama_scope")
-    repo_id, folder = get_repo_id_and_folder_name(release, sae_id)
-    filename = _join(folder, "checkpoints/final.safetensors")
-    tensors = load_safetensors(_hub_file(repo_id, filename, force_download), device)
-    dtype = str_to_dtype(cfg_dict["dtype"])
-    state_dict = _linear_pair_state_dict(tensors, dtype, f"{repo_id}/{filename}")
-    state_dict["threshold"] = torch.full((cfg_dict["d_sae"],), float(cfg_dict["jump_relu_threshold"]), dtype=dtype, device=device)
-    return cfg_dict, state_dict, None
+    return _load_llama_scope(release, sae_id, options, "llama_scope", "checkpoints/final.safetensors", _constant_threshold)
 
 NAMED_PRETRAINED_SAE_LOADERS["llama_scope"] = llama_scope_sae_loader
 NAMED_PRETRAINED_SAE_CONFIG_GETTERS["llama_scope"] = get_llama_scope_config
+
 
 # %% ../nbs/13_pretrained.ipynb #36ef00a4
 def get_llama_scope_r1_distill_config(repo_id:str, # e.g. "fnlp/Llama-Scope-R1-Distill"
@@ -453,36 +475,25 @@ def get_llama_scope_r1_distill_config(repo_id:str, # e.g. "fnlp/Llama-Scope-R1-D
                                      ) -> dict[str, Any]:
     "The config of a Llama Scope R1 Distill SAE, from its `config.json`."
     hf = load_json(_hub_file(repo_id, _join(folder_name, "config.json"), options.force_download))
-    d_in = hf["d_model"]
-    cfg = {"architecture": "jumprelu", "d_in": d_in, "d_sae": d_in * hf["expansion_factor"], "dtype": "float32",
-           "model_name": "meta-llama/Llama-3.1-8B", "hook_name": hf["hook_point_in"],
-           "hook_layer": int(hf["hook_point_in"].split(".")[1]), "hook_head_index": None, "activation_fn_str": "relu",
-           "finetuning_scaling_factor": False, "sae_lens_training_version": None, "prepend_bos": True,
-           "dataset_path": "cerebras/SlimPajama-627B", "context_size": 1024, "dataset_trust_remote_code": True,
-           "apply_b_dec_to_input": False, "normalize_activations": "expected_average_only_in"}
-    if options.device is not None: cfg["device"] = options.device
-    return cfg
+    return _llama_scope_config(hf["hook_point_in"], hf["d_model"], hf["d_model"] * hf["expansion_factor"], "float32", options)
+
+def _exp_log_threshold(tensors:dict[str, torch.Tensor], cfg_dict:dict[str, Any], dtype:torch.dtype, source:str) -> torch.Tensor:
+    "The per-feature threshold stored as its log (`log_jumprelu_threshold`)."
+    if "log_jumprelu_threshold" not in tensors: raise ValueError(f"{source} lacks 'log_jumprelu_threshold'; it has {sorted(tensors)}")
+    return tensors["log_jumprelu_threshold"].to(dtype).exp()
 
 def llama_scope_r1_distill_sae_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
                                       cfg_overrides:dict[str, Any]|None=None, d_sae_override:int|None=None,
                                       layer_override:int|None=None,
                                      ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
     "Load a Llama Scope R1 Distill SAE (jumprelu with a per-feature threshold stored as its log)."
-    device = device or "cpu"
-    options = SAEConfigLoadOptions(device=device, force_download=force_download, d_sae_override=d_sae_override,
+    options = SAEConfigLoadOptions(device=device or "cpu", force_download=force_download, d_sae_override=d_sae_override,
                                    layer_override=layer_override, cfg_overrides=cfg_overrides)
-    cfg_dict = get_sae_config(release, sae_id, options, conversion_func="llama_scope_r1_distill")
-    repo_id, folder = get_repo_id_and_folder_name(release, sae_id)
-    filename = _join(folder, SAE_WEIGHTS_FILENAME)
-    tensors = load_safetensors(_hub_file(repo_id, filename, force_download), device)
-    dtype, source = str_to_dtype(cfg_dict["dtype"]), f"{repo_id}/{filename}"
-    state_dict = _linear_pair_state_dict(tensors, dtype, source)
-    if "log_jumprelu_threshold" not in tensors: raise ValueError(f"{source} lacks 'log_jumprelu_threshold'; it has {sorted(tensors)}")
-    state_dict["threshold"] = tensors["log_jumprelu_threshold"].to(dtype).exp()
-    return cfg_dict, state_dict, None
+    return _load_llama_scope(release, sae_id, options, "llama_scope_r1_distill", SAE_WEIGHTS_FILENAME, _exp_log_threshold)
 
 NAMED_PRETRAINED_SAE_LOADERS["llama_scope_r1_distill"] = llama_scope_r1_distill_sae_loader
 NAMED_PRETRAINED_SAE_CONFIG_GETTERS["llama_scope_r1_distill"] = get_llama_scope_r1_distill_config
+
 
 # %% ../nbs/13_pretrained.ipynb #e19f2c9b
 _DICTIONARY_LEARNING_CLASSES = ("AutoEncoder", "AutoEncoderTopK", "GatedAutoEncoder", "AutoEncoderNew")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_testing.ipynb #5daf1496
 from __future__ import annotations
-import functools, hashlib, importlib, inspect, os, shutil, tempfile, warnings
+import contextlib, functools, hashlib, importlib, inspect, io, os, pkgutil, shutil, sys, tempfile, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -79,23 +79,59 @@ textwrap threading time timeit token tokenize trace traceback types typing unico
 urllib.request uuid warnings wave weakref webbrowser xml.dom xml.etree.ElementTree xml.sax zipfile zipimport zlib
 """.split())
 
+_SKIPPED_MODULES = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "test", "lib2to3", "ensurepip",
+                    "pydoc_data", "xxsubtype", "__main__"}
+
+def _quiet_import(name:str):
+    "Import a module without letting it print or warn; None if it cannot be imported here."
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            return importlib.import_module(name)
+    except BaseException: return None
+
+def _stdlib_module_names() -> tuple[str, ...]:
+    "The public standard-library modules and their direct submodules, sorted."
+    names = []
+    for name in sorted(sys.stdlib_module_names):
+        if name.startswith("_") or name in _SKIPPED_MODULES: continue
+        names.append(name)
+        module = _quiet_import(name)
+        if module is not None and hasattr(module, "__path__"):
+            names += [f"{name}.{m.name}" for m in pkgutil.iter_modules(module.__path__)
+                      if not m.name.startswith("_") and "test" not in m.name]
+    return tuple(names)
+
+def _module_document(name:str, members:bool) -> str:
+    "A module's docstring, followed (with `members`) by those of its public classes, their methods, and its functions."
+    module = _quiet_import(name)
+    if module is None: return ""
+    parts = [inspect.getdoc(module) or ""]
+    for attr, obj in sorted(vars(module).items()) if members else ():
+        if attr.startswith("_") or getattr(obj, "__module__", None) != name: continue
+        if inspect.isclass(obj) or inspect.isfunction(obj): parts.append(inspect.getdoc(obj) or "")
+        if inspect.isclass(obj):
+            parts += [inspect.getdoc(f) or "" for a, f in sorted(vars(obj).items())
+                      if not a.startswith("_") and inspect.isfunction(f)]
+    return "\n\n".join(p for p in parts if p)
+
 @functools.lru_cache(maxsize=None)
-def _all_stdlib_texts() -> tuple[str, ...]:
+def _all_stdlib_texts(modules:tuple[str, ...]|None, members:bool) -> tuple[str, ...]:
     from pydoc_data.topics import topics
     docs = [topics[k] for k in sorted(topics)]
-    for name in STDLIB_DOC_MODULES:
-        try: mod = importlib.import_module(name)
-        except ImportError: continue
-        doc = inspect.getdoc(mod)
-        if doc: docs.append(doc)
+    names = _stdlib_module_names() if modules is None else modules
+    docs += [d for d in (_module_document(n, members) for n in names) if d]
     return tuple(d.strip() for d in docs)
 
 def stdlib_texts(n_docs:int|None=None, # keep only the first `n_docs` documents (all when None)
                  min_chars:int=200, # drop documents shorter than this
+                 modules:list[str]|None=STDLIB_DOC_MODULES, # whose docstrings follow the topics; None: every public module
+                 members:bool=False, # add each module's public classes', methods' and functions' docstrings to its document
                 ) -> list[str]:
     "Real English documents available offline wherever Python runs: `pydoc` topics, then stdlib module docstrings."
-    docs = [d for d in _all_stdlib_texts() if len(d) >= min_chars]
+    docs = [d for d in _all_stdlib_texts(None if modules is None else tuple(modules), members) if len(d) >= min_chars]
     return docs if n_docs is None else docs[:n_docs]
+
 
 # %% ../nbs/01_testing.ipynb #556b5d6c
 TINY_SPECIAL_TOKENS = {"bos_token": "<|bos|>", "eos_token": "<|eos|>", "pad_token": "<|pad|>", "sep_token": "<|sep|>"}

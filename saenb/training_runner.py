@@ -4,13 +4,14 @@
 
 # %% ../nbs/11_training_runner.ipynb #7e802a76
 from __future__ import annotations
-import contextlib, dataclasses, importlib, inspect, io, os, pkgutil, signal, sys, time, warnings
+import contextlib, dataclasses, os, signal, sys, time
 from pathlib import Path
 from typing import Any, Sequence
 import torch
 import torch.distributed as dist
 from fastcore.basics import patch
 from .core import logger, load_json, run_cli
+from .testing import stdlib_texts
 from .config import LanguageModelSAERunnerConfig, parse_config_args
 from .load_model import load_model
 from .activations_store import ActivationsStore, HfDataset
@@ -166,47 +167,12 @@ SAETrainingRunner.save_checkpoint = staticmethod(save_checkpoint)
 
 # %% ../nbs/11_training_runner.ipynb #bbc7dcc9
 DEMO_HOOK = "blocks.3.hook_resid_post"
-_SKIPPED_MODULES = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "test", "lib2to3", "ensurepip",
-                    "pydoc_data", "xxsubtype", "__main__"}
 
-def _quiet_import(name:str):
-    "Import a module without letting it print or warn; None if it cannot be imported here."
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            return importlib.import_module(name)
-    except BaseException: return None
-
-def _module_names() -> list[str]:
-    "The public standard-library modules and their direct submodules, sorted."
-    names = []
-    for name in sorted(sys.stdlib_module_names):
-        if name.startswith("_") or name in _SKIPPED_MODULES: continue
-        names.append(name)
-        module = _quiet_import(name)
-        if module is not None and hasattr(module, "__path__"):
-            names += [f"{name}.{m.name}" for m in pkgutil.iter_modules(module.__path__)
-                      if not m.name.startswith("_") and "test" not in m.name]
-    return names
-
-def _module_document(name:str) -> str:
-    "A module's docstring followed by those of its public classes, their methods, and its functions."
-    module = _quiet_import(name)
-    if module is None: return ""
-    parts = [inspect.getdoc(module) or ""]
-    for attr, obj in sorted(vars(module).items()):
-        if attr.startswith("_") or getattr(obj, "__module__", None) != name: continue
-        if inspect.isclass(obj) or inspect.isfunction(obj): parts.append(inspect.getdoc(obj) or "")
-        if inspect.isclass(obj):
-            parts += [inspect.getdoc(f) or "" for a, f in sorted(vars(obj).items())
-                      if not a.startswith("_") and inspect.isfunction(f)]
-    return "\n\n".join(p for p in parts if p)
-
-def stdlib_corpus(min_chars:int=200) -> list[str]:
+def stdlib_corpus(min_chars:int=200, # drop documents shorter than this
+                 ) -> list[str]:
     "Python's own English documentation: the pydoc topics, then one document per standard-library module."
-    from pydoc_data.topics import topics
-    docs = [topics[k] for k in sorted(topics)] + [_module_document(n) for n in _module_names()]
-    return [d.strip() for d in docs if len(d.strip()) >= min_chars]
+    return stdlib_texts(min_chars=min_chars, modules=None, members=True)
+
 
 # %% ../nbs/11_training_runner.ipynb #fd597b6e
 def demo_datasets(tokenizer, # the model's tokenizer
