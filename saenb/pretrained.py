@@ -162,6 +162,13 @@ class PretrainedSaeLoader(Protocol):
 NAMED_PRETRAINED_SAE_LOADERS: dict[str, PretrainedSaeLoader] = {} # format name -> loader; filled format by format below
 NAMED_PRETRAINED_SAE_CONFIG_GETTERS: dict[str, Callable[[str, str, SAEConfigLoadOptions], dict[str, Any]]] = {} # format name -> config getter
 
+def _register_format(name:str, # the format's `conversion_func` name in the directory
+                     loader:Callable, # `(release, sae_id, device, force_download, cfg_overrides, ...)` -> (cfg, tensors, sparsity)
+                     config_getter:Callable, # `(repo_id, folder_name, options)` -> cfg dict
+                    ):
+    "Register a format's loader and config getter under its name."
+    NAMED_PRETRAINED_SAE_LOADERS[name], NAMED_PRETRAINED_SAE_CONFIG_GETTERS[name] = loader, config_getter
+
 # %% ../nbs/13_pretrained.ipynb #742f2c04
 def get_conversion_loader_name(sae_info:PretrainedSAELookup|None, # a release, or None for a repo outside the directory
                               ) -> str:
@@ -287,6 +294,53 @@ def from_pretrained_with_cfg_and_sparsity(cls:SAE, release:str, # a release of t
     "SAELens 6's name for `from_pretrained`: `(sae, cfg_dict, log_sparsity)`."
     return cls.from_pretrained(release, sae_id, device=device, force_download=force_download, converter=converter)
 
+# %% ../nbs/13_pretrained.ipynb #801ef96d
+def _start_loader(release:str, sae_id:str, device:str|None, force_download:bool, cfg_overrides:dict|None,
+                  conversion_func:str, d_sae_override:int|None=None, layer_override:int|None=None,
+                 ) -> tuple[dict[str, Any], str, str, str]:
+    "The prologue of a loader: `(cfg_dict, repo_id, path_in_repo, device)`."
+    device = device or "cpu"
+    options = SAEConfigLoadOptions(device=device, force_download=force_download, d_sae_override=d_sae_override,
+                                   layer_override=layer_override, cfg_overrides=cfg_overrides)
+    cfg_dict = get_sae_config(release, sae_id, options, conversion_func=conversion_func)
+    repo_id, path = get_repo_id_and_folder_name(release, sae_id)
+    return cfg_dict, repo_id, str(path), device
+
+def _read_tensors(path:str|Path, device:str="cpu") -> dict[str, torch.Tensor]:
+    "The tensors of a `.safetensors`, `.npz` or PyTorch (`.pt`, `.pth`) file, by its name."
+    path = str(path)
+    if path.endswith(".safetensors"): return load_safetensors(path, device)
+    if path.endswith(".npz"):
+        with np.load(path) as arrays: return {k: torch.from_numpy(np.array(arrays[k])).to(device) for k in arrays.files}
+    return torch.load(path, map_location=device, weights_only=True)
+
+def _hub_tensors(repo_id:str, filename:str, device:str="cpu", force_download:bool=False,
+                 needed:tuple[str, ...]=()) -> tuple[dict[str, torch.Tensor], str]:
+    "`(tensors, source)` of a weights file in a Hub repo; an error names the file when a `needed` tensor is missing."
+    tensors = _read_tensors(_hub_file(repo_id, filename, force_download), device)
+    source = f"{repo_id}/{filename}"
+    missing = [k for k in needed if k not in tensors]
+    if missing: raise ValueError(f"{source} lacks {missing}; it has {sorted(tensors)}")
+    return tensors, source
+
+def _other_format_cfg(device:str|None, **entries) -> dict[str, Any]:
+    "A SAELens 5.6 config dict for a format that records little: SAELens 6's defaults, then `entries`."
+    cfg = {"architecture": "standard", "dtype": "float32", "activation_fn_str": "relu", "activation_fn_kwargs": {},
+           "hook_head_index": None, "finetuning_scaling_factor": False, "sae_lens_training_version": None,
+           "prepend_bos": True, "dataset_path": "monology/pile-uncopyrighted", "context_size": 1024,
+           "dataset_trust_remote_code": True, "apply_b_dec_to_input": False, "normalize_activations": "none",
+           "device": device if device is not None else "cpu"}
+    cfg.update(entries)
+    if "hook_layer" not in cfg:
+        m = re.match(r"blocks\.(\d+)\.", cfg.get("hook_name", ""))
+        cfg["hook_layer"] = int(m.group(1)) if m else 0
+    return cfg
+
+def _cast(state_dict:dict[str, torch.Tensor], cfg_dict:dict) -> dict[str, torch.Tensor]:
+    "The tensors in the config's dtype, contiguous."
+    dtype = str_to_dtype(cfg_dict["dtype"])
+    return {k: v.to(dtype).contiguous() for k, v in state_dict.items()}
+
 # %% ../nbs/13_pretrained.ipynb #599e80e8
 def get_sae_config_from_hf(repo_id:str, # the Hub repo
                            folder_name:str, # the SAE's folder in it
@@ -301,10 +355,7 @@ def sae_lens_loader(release:str, sae_id:str, device:str="cpu", force_download:bo
                     cfg_overrides:dict[str, Any]|None=None,
                    ) -> tuple[dict[str, Any], dict[str, torch.Tensor], torch.Tensor|None]:
     "Load an SAE saved in SAELens's format: cfg.json, sae_weights.safetensors, optional sparsity.safetensors."
-    device = device or "cpu"
-    options = SAEConfigLoadOptions(device=device, force_download=force_download, cfg_overrides=cfg_overrides)
-    cfg_dict = get_sae_config(release, sae_id, options, conversion_func="sae_lens")
-    repo_id, folder = get_repo_id_and_folder_name(release, sae_id)
+    cfg_dict, repo_id, folder, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "sae_lens")
     weights_path = _hub_file(repo_id, _join(folder, SAE_WEIGHTS_FILENAME), force_download)
     sparsity_path = _optional_hub_file(repo_id, _join(folder, SPARSITY_FILENAME), force_download)
     cfg_dict, state_dict = read_sae_from_disk(cfg_dict, weights_path, device=device)
@@ -316,8 +367,7 @@ def sae_lens_loader(release:str, sae_id:str, device:str="cpu", force_download:bo
         log_sparsity = tensors["sparsity"]
     return cfg_dict, state_dict, log_sparsity
 
-NAMED_PRETRAINED_SAE_LOADERS["sae_lens"] = sae_lens_loader
-NAMED_PRETRAINED_SAE_CONFIG_GETTERS["sae_lens"] = get_sae_config_from_hf
+_register_format("sae_lens", sae_lens_loader, get_sae_config_from_hf)
 
 # %% ../nbs/13_pretrained.ipynb #a5836954
 _GEMMA_2_WIDTHS = {"width_4k": 4096, "width_16k": 16384, "width_32k": 32768, "width_65k": 65536, "width_131k": 131072,
@@ -380,11 +430,8 @@ def gemma_2_sae_loader(release:str, sae_id:str, device:str="cpu", force_download
                        cfg_overrides:dict[str, Any]|None=None, d_sae_override:int|None=None, layer_override:int|None=None,
                       ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
     "Load a Gemma Scope SAE from its `params.npz` (a jumprelu SAE; no sparsity file)."
-    device = device or "cpu"
-    options = SAEConfigLoadOptions(device=device, force_download=force_download, d_sae_override=d_sae_override,
-                                   layer_override=layer_override, cfg_overrides=cfg_overrides)
-    cfg_dict = get_sae_config(release, sae_id, options, conversion_func="gemma_2")
-    repo_id, folder = get_repo_id_and_folder_name(release, sae_id)
+    cfg_dict, repo_id, folder, device = _start_loader(release, sae_id, device, force_download, cfg_overrides,
+                                                      "gemma_2", d_sae_override, layer_override)
     filename = _join(folder, "params.npz")
     path = _hub_file(repo_id, filename, force_download)
     with np.load(path) as params:
@@ -400,8 +447,7 @@ def gemma_2_sae_loader(release:str, sae_id:str, device:str="cpu", force_download
         state_dict["W_dec"] = state_dict["W_dec"] * math.sqrt(cfg_dict["d_in"])
     return cfg_dict, state_dict, None
 
-NAMED_PRETRAINED_SAE_LOADERS["gemma_2"] = gemma_2_sae_loader
-NAMED_PRETRAINED_SAE_CONFIG_GETTERS["gemma_2"] = get_gemma_2_config
+_register_format("gemma_2", gemma_2_sae_loader, get_gemma_2_config)
 
 # %% ../nbs/13_pretrained.ipynb #8c1dc710
 _LLAMA_SCOPE_CFG = {"architecture": "jumprelu", "model_name": "meta-llama/Llama-3.1-8B", "hook_head_index": None,
@@ -437,19 +483,18 @@ def _linear_pair_state_dict(tensors:dict[str, torch.Tensor], dtype:torch.dtype, 
     return {"W_enc": tensors["encoder.weight"].to(dtype).T.contiguous(), "b_enc": tensors["encoder.bias"].to(dtype),
             "W_dec": tensors["decoder.weight"].to(dtype).T.contiguous(), "b_dec": tensors["decoder.bias"].to(dtype)}
 
-def _load_llama_scope(release:str, sae_id:str, options:SAEConfigLoadOptions,
-                      conversion_func:str, # the directory's name for this kind of Llama Scope SAE
+def _load_llama_scope(start:tuple, # what `_start_loader` gives
+                      force_download:bool,
                       weights_file:str, # the safetensors file in the SAE's folder
                       threshold:Callable, # `(tensors, cfg_dict, dtype, source)` -> the per-feature JumpReLU threshold
                      ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
     "Load a Llama Scope SAE: its config, the `nn.Linear` pair in `weights_file`, and its threshold."
-    cfg_dict = get_sae_config(release, sae_id, options, conversion_func=conversion_func)
-    repo_id, folder = get_repo_id_and_folder_name(release, sae_id)
+    cfg_dict, repo_id, folder, device = start
     filename = _join(folder, weights_file)
-    tensors = load_safetensors(_hub_file(repo_id, filename, options.force_download), options.device)
+    tensors = load_safetensors(_hub_file(repo_id, filename, force_download), device)
     dtype, source = str_to_dtype(cfg_dict["dtype"]), f"{repo_id}/{filename}"
     state_dict = _linear_pair_state_dict(tensors, dtype, source)
-    state_dict["threshold"] = threshold(tensors, cfg_dict, dtype, source).to(options.device)
+    state_dict["threshold"] = threshold(tensors, cfg_dict, dtype, source).to(device)
     return cfg_dict, state_dict, None
 
 def _constant_threshold(tensors:dict[str, torch.Tensor], cfg_dict:dict[str, Any], dtype:torch.dtype, source:str) -> torch.Tensor:
@@ -460,12 +505,11 @@ def llama_scope_sae_loader(release:str, sae_id:str, device:str="cpu", force_down
                            cfg_overrides:dict[str, Any]|None=None, d_sae_override:int|None=None, layer_override:int|None=None,
                           ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
     "Load a Llama Scope SAE (jumprelu with one threshold for every feature)."
-    options = SAEConfigLoadOptions(device=device or "cpu", force_download=force_download, d_sae_override=d_sae_override,
-                                   layer_override=layer_override, cfg_overrides=cfg_overrides)
-    return _load_llama_scope(release, sae_id, options, "llama_scope", "checkpoints/final.safetensors", _constant_threshold)
+    start = _start_loader(release, sae_id, device, force_download, cfg_overrides,
+                          "llama_scope", d_sae_override, layer_override)
+    return _load_llama_scope(start, force_download, "checkpoints/final.safetensors", _constant_threshold)
 
-NAMED_PRETRAINED_SAE_LOADERS["llama_scope"] = llama_scope_sae_loader
-NAMED_PRETRAINED_SAE_CONFIG_GETTERS["llama_scope"] = get_llama_scope_config
+_register_format("llama_scope", llama_scope_sae_loader, get_llama_scope_config)
 
 
 # %% ../nbs/13_pretrained.ipynb #36ef00a4
@@ -487,12 +531,11 @@ def llama_scope_r1_distill_sae_loader(release:str, sae_id:str, device:str="cpu",
                                       layer_override:int|None=None,
                                      ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
     "Load a Llama Scope R1 Distill SAE (jumprelu with a per-feature threshold stored as its log)."
-    options = SAEConfigLoadOptions(device=device or "cpu", force_download=force_download, d_sae_override=d_sae_override,
-                                   layer_override=layer_override, cfg_overrides=cfg_overrides)
-    return _load_llama_scope(release, sae_id, options, "llama_scope_r1_distill", SAE_WEIGHTS_FILENAME, _exp_log_threshold)
+    start = _start_loader(release, sae_id, device, force_download, cfg_overrides,
+                          "llama_scope_r1_distill", d_sae_override, layer_override)
+    return _load_llama_scope(start, force_download, SAE_WEIGHTS_FILENAME, _exp_log_threshold)
 
-NAMED_PRETRAINED_SAE_LOADERS["llama_scope_r1_distill"] = llama_scope_r1_distill_sae_loader
-NAMED_PRETRAINED_SAE_CONFIG_GETTERS["llama_scope_r1_distill"] = get_llama_scope_r1_distill_config
+_register_format("llama_scope_r1_distill", llama_scope_r1_distill_sae_loader, get_llama_scope_r1_distill_config)
 
 
 # %% ../nbs/13_pretrained.ipynb #e19f2c9b
@@ -525,10 +568,7 @@ def dictionary_learning_sae_loader_1(release:str, sae_id:str, device:str="cpu", 
                                      cfg_overrides:dict[str, Any]|None=None,
                                     ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
     "Load an SAE trained with `dictionary_learning` (`ae.pt` + `config.json`)."
-    device = device or "cpu"
-    options = SAEConfigLoadOptions(device=device, force_download=force_download, cfg_overrides=cfg_overrides)
-    cfg_dict = get_sae_config(release, sae_id, options, conversion_func="dictionary_learning_1")
-    repo_id, folder = get_repo_id_and_folder_name(release, sae_id)
+    cfg_dict, repo_id, folder, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "dictionary_learning_1")
     filename = _join(folder, "ae.pt")
     ae = torch.load(_hub_file(repo_id, filename, force_download), map_location=device, weights_only=True)
     source = f"{repo_id}/{filename}"
@@ -539,11 +579,9 @@ def dictionary_learning_sae_loader_1(release:str, sae_id:str, device:str="cpu", 
     state_dict = {"W_enc": ae["encoder.weight"].T.contiguous(), "W_dec": ae["decoder.weight"].T.contiguous(), "b_dec": ae[b_dec_key]}
     for ours, theirs in (("b_enc", "encoder.bias"), ("b_mag", "mag_bias"), ("b_gate", "gate_bias"), ("r_mag", "r_mag")):
         if theirs in ae: state_dict[ours] = ae[theirs]
-    dtype = str_to_dtype(cfg_dict["dtype"])
-    return cfg_dict, {k: v.to(dtype) for k, v in state_dict.items()}, None
+    return cfg_dict, _cast(state_dict, cfg_dict), None
 
-NAMED_PRETRAINED_SAE_LOADERS["dictionary_learning_1"] = dictionary_learning_sae_loader_1
-NAMED_PRETRAINED_SAE_CONFIG_GETTERS["dictionary_learning_1"] = get_dictionary_learning_config_1
+_register_format("dictionary_learning_1", dictionary_learning_sae_loader_1, get_dictionary_learning_config_1)
 
 # %% ../nbs/13_pretrained.ipynb #2e86495f
 def get_connor_rob_hook_z_config(repo_id:str, # "ckkissane/attn-saes-gpt2-small-all-layers"
@@ -552,27 +590,19 @@ def get_connor_rob_hook_z_config(repo_id:str, # "ckkissane/attn-saes-gpt2-small-
                                 ) -> dict[str, Any]:
     "The config of a GPT-2 small hook_z SAE, from the `_cfg.json` beside its weights."
     old = load_json(_hub_file(repo_id, folder_name.removesuffix(".pt") + "_cfg.json", options.force_download))
-    return {"architecture": "standard", "d_in": old["act_size"], "d_sae": old["dict_size"], "dtype": "float32",
-            "device": options.device if options.device is not None else "cpu", "model_name": "gpt2-small",
-            "hook_name": old["act_name"], "hook_layer": old["layer"], "hook_head_index": None, "activation_fn_str": "relu",
-            "apply_b_dec_to_input": True, "finetuning_scaling_factor": False, "sae_lens_training_version": None,
-            "prepend_bos": True, "dataset_path": "Skylion007/openwebtext", "context_size": 128,
-            "normalize_activations": "none", "dataset_trust_remote_code": True}
+    return _other_format_cfg(options.device, d_in=old["act_size"], d_sae=old["dict_size"], model_name="gpt2-small",
+                             hook_name=old["act_name"], hook_layer=old["layer"], apply_b_dec_to_input=True,
+                             dataset_path="Skylion007/openwebtext", context_size=128)
 
 def connor_rob_hook_z_loader(release:str, sae_id:str, device:str|None=None, force_download:bool=False,
                              cfg_overrides:dict[str, Any]|None=None,
                             ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
     "Load one of the GPT-2 small attention SAEs (`.pt` weights in SAELens's layout)."
-    device = device or "cpu"
-    options = SAEConfigLoadOptions(device=device, force_download=force_download, cfg_overrides=cfg_overrides)
-    cfg_dict = get_sae_config(release, sae_id, options, conversion_func="connor_rob_hook_z")
-    repo_id, filename = get_repo_id_and_folder_name(release, sae_id)
+    cfg_dict, repo_id, filename, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "connor_rob_hook_z")
     weights = torch.load(_hub_file(repo_id, filename, force_download), map_location=device, weights_only=True)
-    dtype = str_to_dtype(cfg_dict["dtype"])
-    return cfg_dict, {k: v.to(dtype) for k, v in weights.items()}, None
+    return cfg_dict, _cast(weights, cfg_dict), None
 
-NAMED_PRETRAINED_SAE_LOADERS["connor_rob_hook_z"] = connor_rob_hook_z_loader
-NAMED_PRETRAINED_SAE_CONFIG_GETTERS["connor_rob_hook_z"] = get_connor_rob_hook_z_config
+_register_format("connor_rob_hook_z", connor_rob_hook_z_loader, get_connor_rob_hook_z_config)
 
 # %% ../nbs/13_pretrained.ipynb #0e889950
 def get_deepseek_r1_config(repo_id:str, # "qresearch/DeepSeek-R1-Distill-Llama-8B-SAE-l19"
@@ -583,74 +613,22 @@ def get_deepseek_r1_config(repo_id:str, # "qresearch/DeepSeek-R1-Distill-Llama-8
     layers = re.findall(r"l(\d+)", folder_name)
     if not layers: raise ValueError(f"Could not find layer number in filename: {folder_name}")
     layer = int(layers[-1])
-    return {"architecture": "standard", "d_in": 4096, "d_sae": 4096 * 16, "dtype": "bfloat16", "context_size": 1024,
-            "model_name": "deepseek-ai/DeepSeek-R1-Distill-Llama-8B", "hook_name": f"blocks.{layer}.hook_resid_post",
-            "hook_layer": layer, "hook_head_index": None, "prepend_bos": True, "dataset_path": "lmsys/lmsys-chat-1m",
-            "dataset_trust_remote_code": True, "sae_lens_training_version": None, "activation_fn_str": "relu",
-            "normalize_activations": "none", "device": options.device if options.device is not None else "cpu",
-            "apply_b_dec_to_input": False, "finetuning_scaling_factor": False}
+    return _other_format_cfg(options.device, d_in=4096, d_sae=4096 * 16, dtype="bfloat16",
+                             model_name="deepseek-ai/DeepSeek-R1-Distill-Llama-8B", hook_name=f"blocks.{layer}.hook_resid_post",
+                             hook_layer=layer, dataset_path="lmsys/lmsys-chat-1m")
 
 def deepseek_r1_sae_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
                            cfg_overrides:dict[str, Any]|None=None,
                           ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
     "Load the DeepSeek R1 SAE (a ReLU SAE as an `nn.Linear` encoder/decoder pair)."
-    device = device or "cpu"
-    options = SAEConfigLoadOptions(device=device, force_download=force_download, cfg_overrides=cfg_overrides)
-    cfg_dict = get_sae_config(release, sae_id, options, conversion_func="deepseek_r1")
-    repo_id, filename = get_repo_id_and_folder_name(release, sae_id)
+    cfg_dict, repo_id, filename, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "deepseek_r1")
     tensors = torch.load(_hub_file(repo_id, filename, force_download), map_location=device, weights_only=True)
     source = f"{repo_id}/{filename}"
     state_dict = _linear_pair_state_dict(tensors, str_to_dtype(cfg_dict["dtype"]), source)
     _sizes_from_weights(cfg_dict, state_dict["W_enc"], source)
     return cfg_dict, state_dict, None
 
-NAMED_PRETRAINED_SAE_LOADERS["deepseek_r1"] = deepseek_r1_sae_loader
-NAMED_PRETRAINED_SAE_CONFIG_GETTERS["deepseek_r1"] = get_deepseek_r1_config
-
-# %% ../nbs/13_pretrained.ipynb #801ef96d
-def _start_loader(release:str, sae_id:str, device:str|None, force_download:bool, cfg_overrides:dict|None,
-                  conversion_func:str) -> tuple[dict[str, Any], str, str, str]:
-    "The prologue of a loader: `(cfg_dict, repo_id, path_in_repo, device)`."
-    device = device or "cpu"
-    options = SAEConfigLoadOptions(device=device, force_download=force_download, cfg_overrides=cfg_overrides)
-    cfg_dict = get_sae_config(release, sae_id, options, conversion_func=conversion_func)
-    repo_id, path = get_repo_id_and_folder_name(release, sae_id)
-    return cfg_dict, repo_id, str(path), device
-
-def _read_tensors(path:str|Path, device:str="cpu") -> dict[str, torch.Tensor]:
-    "The tensors of a `.safetensors`, `.npz` or PyTorch (`.pt`, `.pth`) file, by its name."
-    path = str(path)
-    if path.endswith(".safetensors"): return load_safetensors(path, device)
-    if path.endswith(".npz"):
-        with np.load(path) as arrays: return {k: torch.from_numpy(np.array(arrays[k])).to(device) for k in arrays.files}
-    return torch.load(path, map_location=device, weights_only=True)
-
-def _hub_tensors(repo_id:str, filename:str, device:str="cpu", force_download:bool=False,
-                 needed:tuple[str, ...]=()) -> tuple[dict[str, torch.Tensor], str]:
-    "`(tensors, source)` of a weights file in a Hub repo; an error names the file when a `needed` tensor is missing."
-    tensors = _read_tensors(_hub_file(repo_id, filename, force_download), device)
-    source = f"{repo_id}/{filename}"
-    missing = [k for k in needed if k not in tensors]
-    if missing: raise ValueError(f"{source} lacks {missing}; it has {sorted(tensors)}")
-    return tensors, source
-
-def _other_format_cfg(device:str|None, **entries) -> dict[str, Any]:
-    "A SAELens 5.6 config dict for a format that records little: SAELens 6's defaults, then `entries`."
-    cfg = {"architecture": "standard", "dtype": "float32", "activation_fn_str": "relu", "activation_fn_kwargs": {},
-           "hook_head_index": None, "finetuning_scaling_factor": False, "sae_lens_training_version": None,
-           "prepend_bos": True, "dataset_path": "monology/pile-uncopyrighted", "context_size": 1024,
-           "dataset_trust_remote_code": True, "apply_b_dec_to_input": False, "normalize_activations": "none",
-           "device": device if device is not None else "cpu"}
-    cfg.update(entries)
-    if "hook_layer" not in cfg:
-        m = re.match(r"blocks\.(\d+)\.", cfg.get("hook_name", ""))
-        cfg["hook_layer"] = int(m.group(1)) if m else 0
-    return cfg
-
-def _cast(state_dict:dict[str, torch.Tensor], cfg_dict:dict) -> dict[str, torch.Tensor]:
-    "The tensors in the config's dtype, contiguous."
-    dtype = str_to_dtype(cfg_dict["dtype"])
-    return {k: v.to(dtype).contiguous() for k, v in state_dict.items()}
+_register_format("deepseek_r1", deepseek_r1_sae_loader, get_deepseek_r1_config)
 
 # %% ../nbs/13_pretrained.ipynb #e4ace2e0
 def get_gemma_2_transcoder_config(repo_id:str, # e.g. "google/gemma-scope-2b-pt-transcoders"
@@ -676,8 +654,7 @@ def gemma_2_transcoder_loader(release:str, sae_id:str, device:str="cpu", force_d
     cfg_dict["d_out"] = int(tensors["W_dec"].shape[1])
     return cfg_dict, _cast({k: tensors[k] for k in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")}, cfg_dict), None
 
-NAMED_PRETRAINED_SAE_LOADERS["gemma_2_transcoder"] = gemma_2_transcoder_loader
-NAMED_PRETRAINED_SAE_CONFIG_GETTERS["gemma_2_transcoder"] = get_gemma_2_transcoder_config
+_register_format("gemma_2_transcoder", gemma_2_transcoder_loader, get_gemma_2_transcoder_config)
 
 # %% ../nbs/13_pretrained.ipynb #2cc9cdc1
 _GEMMA_3_SITES = {"resid_post": "blocks.{L}.hook_resid_post", "mlp_out": "blocks.{L}.hook_mlp_out",
@@ -724,8 +701,7 @@ def gemma_3_sae_loader(release:str, sae_id:str, device:str="cpu", force_download
     if "affine_skip_connection" in raw: state_dict["W_skip"] = raw["affine_skip_connection"].T  # [d_in, d_out] -> [d_out, d_in]
     return cfg_dict, _cast(state_dict, cfg_dict), None
 
-NAMED_PRETRAINED_SAE_LOADERS["gemma_3"] = gemma_3_sae_loader
-NAMED_PRETRAINED_SAE_CONFIG_GETTERS["gemma_3"] = get_gemma_3_config
+_register_format("gemma_3", gemma_3_sae_loader, get_gemma_3_config)
 
 # %% ../nbs/13_pretrained.ipynb #911d43f3
 _GOODFIRE_SAES = {
@@ -754,8 +730,7 @@ def goodfire_sae_loader(release:str, sae_id:str, device:str="cpu", force_downloa
     _sizes_from_weights(cfg_dict, state_dict["W_enc"], source)
     return cfg_dict, state_dict, None
 
-NAMED_PRETRAINED_SAE_LOADERS["goodfire"] = goodfire_sae_loader
-NAMED_PRETRAINED_SAE_CONFIG_GETTERS["goodfire"] = get_goodfire_config
+_register_format("goodfire", goodfire_sae_loader, get_goodfire_config)
 
 # %% ../nbs/13_pretrained.ipynb #5987d696
 QWEN_SCOPE_MODELS = {"Qwen3-1.7B-Base": 2048, "Qwen3-8B-Base": 4096, "Qwen3-30B-A3B-Base": 2048, "Qwen3.5-2B-Base": 2048,
@@ -787,8 +762,7 @@ def qwen_scope_sae_loader(release:str, sae_id:str, device:str="cpu", force_downl
     _sizes_from_weights(cfg_dict, state_dict["W_enc"], source)
     return cfg_dict, state_dict, None
 
-NAMED_PRETRAINED_SAE_LOADERS["qwen_scope"] = qwen_scope_sae_loader
-NAMED_PRETRAINED_SAE_CONFIG_GETTERS["qwen_scope"] = get_qwen_scope_config
+_register_format("qwen_scope", qwen_scope_sae_loader, get_qwen_scope_config)
 
 # %% ../nbs/13_pretrained.ipynb #f873bc19
 def _hub_yaml(repo_id:str, filenames:tuple[str, ...], force_download:bool=False) -> dict|None:
@@ -833,8 +807,7 @@ def mwhanna_transcoder_loader(release:str, sae_id:str, device:str="cpu", force_d
     cfg_dict["d_out"] = int(state_dict["W_dec"].shape[1])
     return cfg_dict, state_dict, None
 
-NAMED_PRETRAINED_SAE_LOADERS["mwhanna_transcoder"] = mwhanna_transcoder_loader
-NAMED_PRETRAINED_SAE_CONFIG_GETTERS["mwhanna_transcoder"] = get_mwhanna_transcoder_config
+_register_format("mwhanna_transcoder", mwhanna_transcoder_loader, get_mwhanna_transcoder_config)
 
 # %% ../nbs/13_pretrained.ipynb #6d0579e5
 def get_mntss_clt_layer_config(repo_id:str, # e.g. "mntss/clt-gemma-2-2b-2.5M"
@@ -867,8 +840,7 @@ def mntss_clt_layer_transcoder_loader(release:str, sae_id:str, device:str="cpu",
     return cfg_dict, _cast({"W_enc": enc[f"W_enc_{layer}"].T, "b_enc": enc[f"b_enc_{layer}"], "b_dec": enc[f"b_dec_{layer}"],
                             "W_dec": dec[f"W_dec_{layer}"].sum(dim=1)}, cfg_dict), None
 
-NAMED_PRETRAINED_SAE_LOADERS["mntss_clt_layer_transcoder"] = mntss_clt_layer_transcoder_loader
-NAMED_PRETRAINED_SAE_CONFIG_GETTERS["mntss_clt_layer_transcoder"] = get_mntss_clt_layer_config
+_register_format("mntss_clt_layer_transcoder", mntss_clt_layer_transcoder_loader, get_mntss_clt_layer_config)
 
 # %% ../nbs/13_pretrained.ipynb #cad03de0
 def get_temporal_sae_config(repo_id:str, # "canrager/temporalSAEs"
@@ -899,8 +871,7 @@ def temporal_sae_loader(release:str, sae_id:str, device:str="cpu", force_downloa
     if "E" in raw: state_dict["W_enc"] = raw["E"]
     return cfg_dict, _cast(state_dict, cfg_dict), None
 
-NAMED_PRETRAINED_SAE_LOADERS["temporal"] = temporal_sae_loader
-NAMED_PRETRAINED_SAE_CONFIG_GETTERS["temporal"] = get_temporal_sae_config
+_register_format("temporal", temporal_sae_loader, get_temporal_sae_config)
 
 # %% ../nbs/13_pretrained.ipynb #e39ee7aa
 SPARSIFY_CFG_FILENAME, SPARSIFY_WEIGHTS_FILENAME = "cfg.json", "sae.safetensors" # sparsify's file names
@@ -966,8 +937,7 @@ def sparsify_loader(release:str, sae_id:str, device:str="cpu", force_download:bo
     tensors, source = _hub_tensors(repo_id, _join(folder, SPARSIFY_WEIGHTS_FILENAME), device, force_download)
     return cfg_dict, sparsify_state_dict(tensors, cfg_dict, source), None
 
-NAMED_PRETRAINED_SAE_LOADERS["sparsify"] = sparsify_loader
-NAMED_PRETRAINED_SAE_CONFIG_GETTERS["sparsify"] = get_sparsify_config
+_register_format("sparsify", sparsify_loader, get_sparsify_config)
 
 # %% ../nbs/13_pretrained.ipynb #d6ebe145
 def pretrained_saes_markdown(directory:dict[str, PretrainedSAELookup]|None=None, # `get_pretrained_saes_directory()` when None

@@ -4,17 +4,22 @@
 
 # %% ../nbs/01_testing.ipynb #5daf1496
 from __future__ import annotations
-import contextlib, functools, hashlib, importlib, inspect, io, os, pkgutil, shutil, sys, tempfile, warnings
+import contextlib, functools, hashlib, importlib, inspect, io, os, pkgutil, re, shutil, sys, tempfile, warnings
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 from pathlib import Path
 import torch
 import datasets
 from transformers import PreTrainedTokenizerFast
 from .core import logger, saenb_cache_dir
+if TYPE_CHECKING:   # imported when called: their chapters come after this one
+    from saenb.sae import SAEConfig
+    from saenb.config import LanguageModelSAERunnerConfig, CacheActivationsRunnerConfig
 
 # %% auto #0
 __all__ = ['FLOAT_RTOL', 'STDLIB_DOC_MODULES', 'TINY_SPECIAL_TOKENS', 'test_near', 'stdlib_texts', 'tiny_tokenizer', 'tiny_model',
-           'tiny_text_dataset', 'tiny_tokenized_dataset', 'temp_hf_home', 'random_activations', 'read_wandb_history']
+           'tiny_text_dataset', 'tiny_tokenized_dataset', 'temp_hf_home', 'random_activations', 'tiny_sae_cfg',
+           'tiny_runner_cfg', 'tiny_cache_cfg', 'read_wandb_history']
 
 # %% ../nbs/01_testing.ipynb #d1ba20de
 FLOAT_RTOL = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
@@ -295,6 +300,48 @@ def random_activations(n:int, # number of rows (tokens)
         chunk = coefs @ directions + offset + noise * torch.randn(4096, d, generator=g)
         out[start:start+4096] = chunk[:n-start]
     return out * scale
+
+# %% ../nbs/01_testing.ipynb #12755fe7
+def _hook_layer(hook_name:str) -> int:
+    "The block a TransformerLens hook name belongs to (0 for the hooks before the first block, and for a non-name)."
+    m = re.match(r"blocks\.(\d+)\.", hook_name) if isinstance(hook_name, str) else None
+    return int(m.group(1)) if m else 0
+
+def tiny_sae_cfg(**overrides) -> SAEConfig:
+    "An inference `SAEConfig` for an SAE on the tiny model (`d_in=32`, `d_sae=64`); any field overridden by keyword."
+    from saenb.sae import SAEConfig
+    hook_name = overrides.get("hook_name", "blocks.0.hook_mlp_out")
+    base = dict(architecture="standard", d_in=32, d_sae=64, activation_fn_str="relu", apply_b_dec_to_input=True,
+                finetuning_scaling_factor=False, context_size=16, model_name="saenb-tiny", hook_name=hook_name,
+                hook_layer=_hook_layer(hook_name), hook_head_index=None, prepend_bos=True, dataset_path="",
+                dataset_trust_remote_code=False, normalize_activations="none", dtype="float32", device="cpu",
+                sae_lens_training_version=None)
+    return SAEConfig(**{**base, **overrides})
+
+def tiny_runner_cfg(n_steps:int=300, # training steps (`training_tokens` = steps x batch, unless given)
+                    **overrides) -> LanguageModelSAERunnerConfig:
+    "A `LanguageModelSAERunnerConfig` training an SAE on the tiny model; any field overridden by keyword."
+    from saenb.config import LanguageModelSAERunnerConfig
+    hook_name, batch = overrides.get("hook_name", "blocks.0.hook_mlp_out"), overrides.get("train_batch_size_tokens", 128)
+    per_step = batch if type(batch) is int else 128   # a bad batch size is the config's to refuse
+    base = dict(model_name="saenb-tiny", hook_name=hook_name, hook_layer=_hook_layer(hook_name), d_in=32,
+                expansion_factor=4, context_size=32, store_batch_size_prompts=8, n_batches_in_buffer=4,
+                train_batch_size_tokens=batch, training_tokens=per_step * n_steps, lr=3e-3, l1_coefficient=1.0,
+                log_to_wandb=False, n_checkpoints=0, dead_feature_window=50, feature_sampling_window=100)
+    if "checkpoint_path" not in overrides:
+        base["checkpoint_path"] = str(Path(tempfile.mkdtemp(prefix="saenb-test-"))/"checkpoints")
+    return LanguageModelSAERunnerConfig(**{**base, **overrides})
+
+def tiny_cache_cfg(new_cached_activations_path:str|Path, # the folder the cache is written to
+                   **overrides) -> CacheActivationsRunnerConfig:
+    "A `CacheActivationsRunnerConfig` caching 480 tokens of the tiny model's activations; any field overridden by keyword."
+    from saenb.config import CacheActivationsRunnerConfig
+    hook_name = overrides.get("hook_name", "blocks.0.hook_mlp_out")
+    path = str(new_cached_activations_path) if isinstance(new_cached_activations_path, Path) else new_cached_activations_path
+    base = dict(dataset_path="unused", model_name="saenb-tiny", model_batch_size=4, hook_name=hook_name,
+                hook_layer=_hook_layer(hook_name), d_in=32, training_tokens=16 * 30, context_size=16,
+                new_cached_activations_path=path, device="cpu", buffer_size_gb=0.001)
+    return CacheActivationsRunnerConfig(**{**base, **overrides})
 
 # %% ../nbs/01_testing.ipynb #03ddfa08
 def read_wandb_history(path:str|Path, # a `run-*.wandb` file, or the offline run folder holding it
