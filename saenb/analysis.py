@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
-from .core import check_choice, check_positive, check_feature_index
+from .core import check_choice, check_positive, check_feature_index, hook_block
 from .sae import SAE
 from .evals import _stop_at_layer   # one rule for how far the model runs, shared with run_evals
 
@@ -234,8 +234,8 @@ def quantile_examples(model, # the model (for token strings)
 
 # %% ../nbs/14b_analysis.ipynb #484a80bc
 def _layer_of(sae:SAE) -> int:
-    m = re.match(r"blocks\.(\d+)\.", sae.cfg.hook_name)
-    return int(m.group(1)) if m else sae.cfg.hook_layer
+    block = hook_block(sae.cfg.hook_name)
+    return sae.cfg.hook_layer if block is None else block
 
 def decoder_in_residual_stream(sae:SAE, # the SAE
                                model, # the model it reads (for W_O / W_out when needed)

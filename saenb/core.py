@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #4be8e5ee
 from __future__ import annotations
-import argparse, dataclasses, hashlib, logging, math, os, sys, tempfile, json, warnings
+import argparse, dataclasses, hashlib, logging, math, os, re, sys, tempfile, json, warnings
 from contextlib import contextmanager
 from tqdm.auto import tqdm
 from pathlib import Path
@@ -13,7 +13,7 @@ import torch
 
 # %% auto #0
 __all__ = ['logger', 'DTYPE_MAP', 'CHECKSUMS_FILENAME', 'str_to_dtype', 'dtype_to_str', 'default_device', 'saenb_cache_dir',
-           'check_choice', 'check_finite', 'check_positive', 'check_feature_index', 'check_finite_fields',
+           'check_choice', 'check_finite', 'check_positive', 'check_feature_index', 'hook_block', 'check_finite_fields',
            'check_device', 'check_writable_path', 'atomic_write', 'save_json', 'load_json', 'failed_write',
            'file_sha256', 'write_checksums', 'read_checksums', 'verify_checksums', 'FolderLockedError', 'folder_lock',
            'CLIArgumentParser', 'run_cli']
@@ -98,6 +98,13 @@ def check_feature_index(field:str, # name of the argument being checked
     if out: raise ValueError(f"{field}={out[0] if one else out} is out of range for an SAE with d_sae={d_sae} (valid: 0 to {d_sae - 1})")
     return items[0] if one else items
 
+
+# %% ../nbs/00_core.ipynb #5d99ec6d
+def hook_block(hook_name:str|None, # a TransformerLens hook name, e.g. "blocks.3.hook_resid_post"
+              ) -> int|None:
+    "The block `hook_name` belongs to, or None for a hook outside the blocks (or no name)."
+    m = re.match(r"blocks\.(\d+)\.", hook_name) if isinstance(hook_name, str) else None
+    return int(m.group(1)) if m else None
 
 # %% ../nbs/00_core.ipynb #88579ff4
 def check_finite_fields(cfg, # a dataclass instance

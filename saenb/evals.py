@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 import torch
 from fastcore.basics import patch
 from tqdm import tqdm
-from .core import logger, check_positive, default_device, atomic_write, save_json, load_json, check_device, CLIArgumentParser
+from .core import logger, hook_block, check_positive, default_device, atomic_write, save_json, load_json, check_device, CLIArgumentParser
 from .core import run_cli as _run_cli   # `run_cli` is a test helper name below
 from .sae import SAE, SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
 from .pretrained import get_pretrained_saes_directory   # importable from here, as from sae_lens.evals
@@ -127,9 +127,8 @@ def _encode_decode(sae:SAE, x:torch.Tensor, activation_store) -> tuple[torch.Ten
 # %% ../nbs/09_evals.ipynb #3c1147a9
 def _stop_at_layer(sae:SAE) -> int|None:
     "The smallest `stop_at_layer` that still runs the SAE's hook (None: the whole model)."
-    name = sae.cfg.hook_name
-    m = re.match(r"blocks\.(\d+)\.", name)
-    if m: return int(m.group(1)) + 1
+    name, block = sae.cfg.hook_name, hook_block(sae.cfg.hook_name)
+    if block is not None: return block + 1
     if name in ("hook_embed", "hook_pos_embed", "hook_tokens"): return 0
     if name.startswith(("ln_final", "unembed")): return None
     return sae.cfg.hook_layer + 1

@@ -16,7 +16,7 @@ from fastcore.basics import patch
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
 from safetensors import safe_open as safetensors_open
-from .core import logger, str_to_dtype, load_json
+from .core import logger, str_to_dtype, load_json, hook_block
 from .sae import (SAE, SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, SPARSITY_FILENAME, handle_config_defaulting,
                   read_sae_from_disk, load_safetensors)
 
@@ -306,6 +306,15 @@ def _start_loader(release:str, sae_id:str, device:str|None, force_download:bool,
     repo_id, path = get_repo_id_and_folder_name(release, sae_id)
     return cfg_dict, repo_id, str(path), device
 
+def _layer_in(folder_name:str, # the SAE's file or folder name in its repo
+              pattern:str, # a regex whose first group is the layer number
+              expected:str, # the form the error names, e.g. "layer_<n>"
+             ) -> int:
+    "The layer number a format writes in its file or folder name; an error naming the name when it has none."
+    m = re.search(pattern, folder_name)
+    if m is None: raise ValueError(f"Could not find the layer in folder_name={folder_name!r} (expected {expected!r})")
+    return int(m.group(1))
+
 def _read_tensors(path:str|Path, device:str="cpu") -> dict[str, torch.Tensor]:
     "The tensors of a `.safetensors`, `.npz` or PyTorch (`.pt`, `.pth`) file, by its name."
     path = str(path)
@@ -331,9 +340,7 @@ def _other_format_cfg(device:str|None, **entries) -> dict[str, Any]:
            "dataset_trust_remote_code": True, "apply_b_dec_to_input": False, "normalize_activations": "none",
            "device": device if device is not None else "cpu"}
     cfg.update(entries)
-    if "hook_layer" not in cfg:
-        m = re.match(r"blocks\.(\d+)\.", cfg.get("hook_name", ""))
-        cfg["hook_layer"] = int(m.group(1)) if m else 0
+    if "hook_layer" not in cfg: cfg["hook_layer"] = hook_block(cfg.get("hook_name")) or 0
     return cfg
 
 def _cast(state_dict:dict[str, torch.Tensor], cfg_dict:dict) -> dict[str, torch.Tensor]:
@@ -665,9 +672,7 @@ def get_gemma_3_config(repo_id:str, # e.g. "google/gemma-scope-2-4b-pt"
                        options:SAEConfigLoadOptions,
                       ) -> dict[str, Any]:
     "The config of a Gemma Scope 2 SAE or transcoder: its path, optional `config.json` and the weights' shapes."
-    m = re.search(r"layer_(\d+)", folder_name)
-    if m is None: raise ValueError(f"Could not find the layer in folder_name={folder_name!r} (expected 'layer_<n>')")
-    layer = int(m.group(1))
+    layer = _layer_in(folder_name, r"layer_(\d+)", "layer_<n>")
     site = next((s for s in _GEMMA_3_SITES if s in folder_name), None)
     if site is None: raise ValueError(f"Hook site not found in folder_name={folder_name!r}: expected one of {list(_GEMMA_3_SITES)}")
     cfg_path = _optional_hub_file(repo_id, _join(folder_name, "config.json"), options.force_download)
@@ -741,9 +746,7 @@ def get_qwen_scope_config(repo_id:str, # e.g. "Qwen/SAE-Res-Qwen3-1.7B-Base-W32K
                           options:SAEConfigLoadOptions,
                          ) -> dict[str, Any]:
     "The config of a Qwen Scope SAE, from its repo and file names (no download)."
-    m = re.search(r"layer(\d+)\.sae\.pt", folder_name)
-    if m is None: raise ValueError(f"Could not find the layer in folder_name={folder_name!r} (expected 'layer<n>.sae.pt')")
-    layer = int(m.group(1))
+    layer = _layer_in(folder_name, r"layer(\d+)\.sae\.pt", "layer<n>.sae.pt")
     r = re.search(r"SAE-Res-(.+)-W(\d+)K-L0_(\d+)", repo_id)
     if r is None: raise ValueError(f"repo_id={repo_id!r} is not a Qwen Scope repo ('<org>/SAE-Res-<model>-W<n>K-L0_<k>')")
     model, width, k = r.group(1), int(r.group(2)) * 1024, int(r.group(3))
@@ -777,9 +780,7 @@ def get_mwhanna_transcoder_config(repo_id:str, # e.g. "mwhanna/qwen3-4b-transcod
                                   options:SAEConfigLoadOptions,
                                  ) -> dict[str, Any]:
     "The config of one of Hanna's Qwen 3 transcoders, from the repo's `wandb-config.yaml` and `config.yaml`."
-    m = re.search(r"layer_(\d+)", folder_name)
-    if m is None: raise ValueError(f"Could not find the layer in folder_name={folder_name!r} (expected 'layer_<n>.safetensors')")
-    layer = int(m.group(1))
+    layer = _layer_in(folder_name, r"layer_(\d+)", "layer_<n>.safetensors")
     run = _hub_yaml(repo_id, ("wandb-config.yaml", "wanb-config.yaml"), options.force_download)
     if run is None: raise ValueError(f"{repo_id} has neither wandb-config.yaml nor wanb-config.yaml")
     base = _hub_yaml(repo_id, ("config.yaml",), options.force_download)
@@ -850,11 +851,10 @@ def get_temporal_sae_config(repo_id:str, # "canrager/temporalSAEs"
     "The config of a temporal SAE, from its `conf.yaml` (SAELens 6's entries; saenb does not run the architecture)."
     conf = _hub_yaml(repo_id, (_join(folder_name, "conf.yaml"),), options.force_download)
     if conf is None: raise ValueError(f"{repo_id}/{folder_name} has no conf.yaml")
-    m = re.search(r"layer_(\d+)", folder_name)
-    if m is None: raise ValueError(f"Could not find the layer in folder_name={folder_name!r} (expected 'layer_<n>')")
+    layer = _layer_in(folder_name, r"layer_(\d+)", "layer_<n>")
     sae, d_in = conf["sae"], conf["llm"]["dimin"]
     return _other_format_cfg(options.device, architecture="temporal", d_in=d_in, d_sae=int(d_in * sae["exp_factor"]),
-                             model_name="", hook_name=f"blocks.{m.group(1)}.hook_resid_post", dtype=conf["data"]["dtype"],
+                             model_name="", hook_name=f"blocks.{layer}.hook_resid_post", dtype=conf["data"]["dtype"],
                              apply_b_dec_to_input=True,
                              activation_normalization_factor=sae["scaling_factor"], # SAELens 6: normalize_activations="constant_scalar_rescale"
                              **{k: sae[k] for k in ("n_heads", "n_attn_layers", "bottleneck_factor", "sae_diff_type",

@@ -4,14 +4,14 @@
 
 # %% ../nbs/01_testing.ipynb #5daf1496
 from __future__ import annotations
-import contextlib, functools, hashlib, importlib, inspect, io, os, pkgutil, re, shutil, sys, tempfile, warnings
+import contextlib, functools, hashlib, importlib, inspect, io, os, pkgutil, shutil, sys, tempfile, warnings
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from pathlib import Path
 import torch
 import datasets
 from transformers import PreTrainedTokenizerFast
-from .core import logger, saenb_cache_dir
+from .core import logger, saenb_cache_dir, hook_block
 if TYPE_CHECKING:   # imported when called: their chapters come after this one
     from saenb.sae import SAEConfig
     from saenb.config import LanguageModelSAERunnerConfig, CacheActivationsRunnerConfig
@@ -302,18 +302,13 @@ def random_activations(n:int, # number of rows (tokens)
     return out * scale
 
 # %% ../nbs/01_testing.ipynb #12755fe7
-def _hook_layer(hook_name:str) -> int:
-    "The block a TransformerLens hook name belongs to (0 for the hooks before the first block, and for a non-name)."
-    m = re.match(r"blocks\.(\d+)\.", hook_name) if isinstance(hook_name, str) else None
-    return int(m.group(1)) if m else 0
-
 def tiny_sae_cfg(**overrides) -> SAEConfig:
     "An inference `SAEConfig` for an SAE on the tiny model (`d_in=32`, `d_sae=64`); any field overridden by keyword."
     from saenb.sae import SAEConfig
     hook_name = overrides.get("hook_name", "blocks.0.hook_mlp_out")
     base = dict(architecture="standard", d_in=32, d_sae=64, activation_fn_str="relu", apply_b_dec_to_input=True,
                 finetuning_scaling_factor=False, context_size=16, model_name="saenb-tiny", hook_name=hook_name,
-                hook_layer=_hook_layer(hook_name), hook_head_index=None, prepend_bos=True, dataset_path="",
+                hook_layer=hook_block(hook_name) or 0, hook_head_index=None, prepend_bos=True, dataset_path="",
                 dataset_trust_remote_code=False, normalize_activations="none", dtype="float32", device="cpu",
                 sae_lens_training_version=None)
     return SAEConfig(**{**base, **overrides})
@@ -324,7 +319,7 @@ def tiny_runner_cfg(n_steps:int=300, # training steps (`training_tokens` = steps
     from saenb.config import LanguageModelSAERunnerConfig
     hook_name, batch = overrides.get("hook_name", "blocks.0.hook_mlp_out"), overrides.get("train_batch_size_tokens", 128)
     per_step = batch if type(batch) is int else 128   # a bad batch size is the config's to refuse
-    base = dict(model_name="saenb-tiny", hook_name=hook_name, hook_layer=_hook_layer(hook_name), d_in=32,
+    base = dict(model_name="saenb-tiny", hook_name=hook_name, hook_layer=hook_block(hook_name) or 0, d_in=32,
                 expansion_factor=4, context_size=32, store_batch_size_prompts=8, n_batches_in_buffer=4,
                 train_batch_size_tokens=batch, training_tokens=per_step * n_steps, lr=3e-3, l1_coefficient=1.0,
                 log_to_wandb=False, n_checkpoints=0, dead_feature_window=50, feature_sampling_window=100)
@@ -339,7 +334,7 @@ def tiny_cache_cfg(new_cached_activations_path:str|Path, # the folder the cache 
     hook_name = overrides.get("hook_name", "blocks.0.hook_mlp_out")
     path = str(new_cached_activations_path) if isinstance(new_cached_activations_path, Path) else new_cached_activations_path
     base = dict(dataset_path="unused", model_name="saenb-tiny", model_batch_size=4, hook_name=hook_name,
-                hook_layer=_hook_layer(hook_name), d_in=32, training_tokens=16 * 30, context_size=16,
+                hook_layer=hook_block(hook_name) or 0, d_in=32, training_tokens=16 * 30, context_size=16,
                 new_cached_activations_path=path, device="cpu", buffer_size_gb=0.001)
     return CacheActivationsRunnerConfig(**{**base, **overrides})
 
