@@ -15,14 +15,15 @@ from .config import check_k, TRAINING_OPTION_DEFAULTS
 from .sae import (SAE, SAEConfig, StandardArchitecture, JumpReLUArchitecture, TopKArchitecture, register_architecture,
                        clean_reconstruction_error, Architecture, ARCHITECTURES)
 from fastcore.basics import patch
-from .training_sae import (TrainingSAE, TrainingSAEConfig, TrainingStandardArchitecture, TrainingTopKArchitecture,
+from .training_sae import (TrainingSAE, TrainingSAEConfig, TrainingArchitecture, TrainingStandardArchitecture, TrainingTopKArchitecture,
                                 register_training_architecture)
 from .hooked_sae_transformer import set_deep_attr
 
 # %% auto #0
 __all__ = ['TRANSCODER_FIELDS', 'architectures_table', 'batch_topk', 'BatchTopKArchitecture', 'TrainingBatchTopKArchitecture',
            'matryoshka_widths', 'MatryoshkaBatchTopKArchitecture', 'TrainingMatryoshkaBatchTopKArchitecture',
-           'to_jumprelu', 'abs_topk', 'AbsTopKArchitecture', 'TrainingAbsTopKArchitecture', 'TranscoderConfig',
+           'to_jumprelu', 'abs_topk', 'AbsTopKArchitecture', 'TrainingAbsTopKArchitecture', 'matching_pursuit',
+           'MatchingPursuitArchitecture', 'TrainingMatchingPursuitArchitecture', 'TranscoderConfig',
            'TrainingTranscoderConfig', 'TranscoderArchitecture', 'SkipTranscoderArchitecture',
            'JumpReLUTranscoderArchitecture', 'JumpReLUSkipTranscoderArchitecture', 'TrainingTranscoderArchitecture',
            'TrainingSkipTranscoderArchitecture', 'TranscoderSplice', 'add_transcoder', 'remove_transcoder',
@@ -191,6 +192,84 @@ class TrainingAbsTopKArchitecture(TrainingTopKArchitecture, AbsTopKArchitecture)
         aux_acts = abs_topk(hidden_pre.masked_fill(~dead_neuron_mask, 0.0), min(k_aux, n_dead))
         residual = (sae_in - sae_out).detach()
         return scale * (sae.decode(aux_acts) - residual).pow(2).sum(dim=-1).mean()
+
+# %% ../nbs/04b_architectures.ipynb #090ee379
+def matching_pursuit(x:torch.Tensor, # centred inputs `[..., d_in]`
+                     W_dec:torch.Tensor, # the dictionary `[d_sae, d_in]` (unit rows)
+                     residual_threshold:float=1e-2, # a row stops once its residual norm is below this (0: never)
+                     max_iterations:int|None=None, # at most this many steps; `d_in` when None
+                     stop_on_duplicate_support:bool=True, # a row stops when a step adds no new feature
+                    ) -> torch.Tensor:
+    "Greedy sparse codes `[..., d_sae]` of `x` over the rows of `W_dec`, differentiable in both."
+    r = x.reshape(-1, x.shape[-1])
+    rows = torch.arange(len(r), device=r.device)
+    acts = r.new_zeros(len(r), W_dec.shape[0])
+    done = torch.zeros(len(r), dtype=torch.bool, device=r.device)
+    support = torch.zeros_like(acts, dtype=torch.bool)
+    for _ in range(W_dec.shape[1] if max_iterations is None else max_iterations):
+        with torch.no_grad(): j = (r @ W_dec.T).argmax(dim=-1)   # the row most aligned with each residual
+        atom = W_dec[j]
+        coef = (r * atom).sum(dim=-1).relu().masked_fill(done, 0.0)
+        acts = acts.index_put((rows, j), coef, accumulate=True)
+        r = r - coef[:, None] * atom
+        with torch.no_grad():
+            if stop_on_duplicate_support:
+                done = done | (acts != 0).eq(support).all(dim=-1)
+                support = acts != 0
+            if residual_threshold > 0: done = done | (r.norm(dim=-1) < residual_threshold)
+            if bool(done.all()): break
+    return acts.reshape(*x.shape[:-1], W_dec.shape[0])
+
+def _mp_settings(cfg) -> dict:
+    "The pursuit's settings from `activation_fn_kwargs`, checked, with SAELens 6's defaults."
+    kw = cfg.activation_fn_kwargs or {}
+    settings = {"residual_threshold": kw.get("residual_threshold", 1e-2), "max_iterations": kw.get("max_iterations"),
+                "stop_on_duplicate_support": kw.get("stop_on_duplicate_support", True)}
+    check_positive("activation_fn_kwargs['residual_threshold']", settings["residual_threshold"], allow_zero=True)
+    if settings["max_iterations"] is not None: check_positive("activation_fn_kwargs['max_iterations']", settings["max_iterations"])
+    if not isinstance(settings["stop_on_duplicate_support"], bool):
+        raise ValueError(f"activation_fn_kwargs['stop_on_duplicate_support']={settings['stop_on_duplicate_support']!r} must be true or false")
+    return settings
+
+# %% ../nbs/04b_architectures.ipynb #a639e71d
+@register_architecture("matching_pursuit")
+class MatchingPursuitArchitecture(Architecture):
+    "Codes by greedy pursuit over the decoder's rows; parameters `W_dec` and `b_dec` only (`W_enc` is $W_{dec}^\\top$)."
+    feature_scaled_params = ()
+
+    def param_shapes(self, cfg):
+        return {"W_dec": (cfg.d_sae, cfg.d_in), "b_dec": (cfg.d_in,)}
+
+    def init_params(self, sae):
+        _mp_settings(sae.cfg)
+        super().init_params(sae)
+        with torch.no_grad(): sae.W_dec /= sae.W_dec.norm(dim=-1, keepdim=True)   # unit rows, as SAELens 6 starts them
+
+    def derived_tensor(self, sae, name):
+        return sae.W_dec.T if name == "W_enc" else None
+
+    def encode_with_hidden_pre(self, sae, sae_in):
+        "`(codes, zeros)`: pursuit has no pre-activations."
+        x = sae_in - sae.b_dec if sae.cfg.apply_b_dec_to_input else sae_in
+        acts = matching_pursuit(sae.hook_sae_acts_pre(x), sae.W_dec, **_mp_settings(sae.cfg))
+        return sae.hook_sae_acts_post(acts), torch.zeros_like(acts)
+
+    def fold_W_dec_norm(self, sae, norms):
+        "Nothing to fold with unit rows; other norms would change which rows the pursuit picks, so they are refused."
+        if not torch.allclose(norms, torch.ones_like(norms), rtol=1e-4):
+            raise ValueError("fold_W_dec_norm on a matching_pursuit SAE whose decoder rows are not unit norm would change "
+                             "its codes (the pursuit picks rows by their dot products); keep its decoder rows unit norm")
+
+    def fold_activation_norm_scaling_factor(self, sae, scale):
+        "Pursuit is homogeneous: codes of `scale * x` are `scale` times the codes of `x`, so `b_dec` and the threshold scale."
+        sae.b_dec.data /= scale
+        kw = sae.cfg.activation_fn_kwargs = dict(sae.cfg.activation_fn_kwargs or {})
+        kw["residual_threshold"] = _mp_settings(sae.cfg)["residual_threshold"] / scale
+
+@register_training_architecture("matching_pursuit")
+class TrainingMatchingPursuitArchitecture(TrainingArchitecture, MatchingPursuitArchitecture):
+    "Matching-pursuit training: the reconstruction loss alone (no sparsity coefficient)."
+    def training_losses(self, sae, **_): return {}
 
 # %% ../nbs/04b_architectures.ipynb #45c65281
 TRANSCODER_FIELDS = ("d_out", "hook_name_out", "hook_layer_out", "hook_head_index_out")

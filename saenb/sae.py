@@ -22,12 +22,13 @@ from .config import ACTIVATION_FNS, NORMALIZE_ACTIVATIONS, check_k
 
 # %% auto #0
 __all__ = ['SAE_CFG_FILENAME', 'SAE_WEIGHTS_FILENAME', 'SPARSITY_FILENAME', 'ARCHITECTURES', 'SAE_LENS_6_TOPK_FIELDS',
-           'SAE_HOOK_NAMES', 'SAEConfig', 'ArchitectureFamily', 'register_architecture', 'architecture_names',
-           'get_architecture', 'is_sae_lens_6_cfg', 'flatten_sae_lens_6_cfg', 'TopK', 'tanh_relu', 'get_activation_fn',
-           'reference_kernels', 'fast_kernels_enabled', 'encoder_centre', 'CentredLinear', 'centred_linear',
-           'Architecture', 'StandardArchitecture', 'TopKArchitecture', 'JumpReLUArchitecture', 'GatedArchitecture',
-           'SAE', 'clean_reconstruction_error', 'save_safetensors', 'load_safetensors', 'check_runnable_architecture',
-           'fold_decoder_norm_rescaling', 'handle_config_defaulting', 'read_sae_from_disk']
+           'SAE_LENS_6_KWARGS_FIELDS', 'SAE_HOOK_NAMES', 'SAEConfig', 'ArchitectureFamily', 'register_architecture',
+           'architecture_names', 'get_architecture', 'is_sae_lens_6_cfg', 'flatten_sae_lens_6_cfg', 'TopK', 'tanh_relu',
+           'get_activation_fn', 'reference_kernels', 'fast_kernels_enabled', 'encoder_centre', 'CentredLinear',
+           'centred_linear', 'Architecture', 'StandardArchitecture', 'TopKArchitecture', 'JumpReLUArchitecture',
+           'GatedArchitecture', 'SAE', 'clean_reconstruction_error', 'save_safetensors', 'load_safetensors',
+           'check_runnable_architecture', 'fold_decoder_norm_rescaling', 'handle_config_defaulting',
+           'read_sae_from_disk']
 
 # %% ../nbs/03_sae.ipynb #0052e021
 SAE_CFG_FILENAME = "cfg.json"
@@ -116,6 +117,7 @@ def get_architecture(name:str, # an architecture name, e.g. `cfg.architecture`
 
 # %% ../nbs/03_sae.ipynb #d060c942
 SAE_LENS_6_TOPK_FIELDS = ("k", "topk_threshold_lr", "matryoshka_widths") # SAELens 6 fields that 5.6 keeps in `activation_fn_kwargs`
+SAE_LENS_6_KWARGS_FIELDS = SAE_LENS_6_TOPK_FIELDS + ("residual_threshold", "max_iterations", "stop_on_duplicate_support") # and matching pursuit's (chapter 04b)
 
 def is_sae_lens_6_cfg(cfg_dict:dict[str, Any]) -> bool:
     "Whether `cfg_dict` is in SAELens 6's form (run facts under `metadata`) rather than 5.x's flat one."
@@ -135,7 +137,7 @@ def flatten_sae_lens_6_cfg(cfg_dict:dict[str, Any], # a `cfg.json` dict of any S
     d.setdefault("architecture", "standard")
     d.setdefault("activation_fn_str", "topk" if "k" in d else "relu")   # SAELens 6 gives every top-k family a `k` field
     kwargs = dict(d.get("activation_fn_kwargs") or {})
-    for key in SAE_LENS_6_TOPK_FIELDS:
+    for key in SAE_LENS_6_KWARGS_FIELDS:
         if key in d: kwargs.setdefault(key, d.pop(key))
     if isinstance(kwargs.get("k"), float) and kwargs["k"].is_integer(): kwargs["k"] = int(kwargs["k"])  # BatchTopK's k is a float in 6
     d["activation_fn_kwargs"] = kwargs
@@ -283,6 +285,10 @@ class Architecture:
         "Name and shape of every parameter, in state-dict order."
         return {"W_enc": (cfg.d_in, cfg.d_sae), "b_enc": (cfg.d_sae,), "W_dec": (cfg.d_sae, cfg.d_in), "b_dec": (cfg.d_in,)}
 
+    def derived_tensor(self, sae:SAE, name:str) -> torch.Tensor|None:
+        "A tensor attribute the architecture computes from its parameters (a tied `W_enc`, say); None: no such name."
+        return None
+
     def init_params(self, sae:SAE):
         "Create the parameters on `sae`: matrices Kaiming-uniform, vectors zero."
         for name, shape in self.param_shapes(sae.cfg).items():
@@ -408,6 +414,13 @@ class SAE(HookedRootModule):
                           "load the model with HookedSAETransformer.from_pretrained_no_processing(..., "
                           "**sae.cfg.model_from_pretrained_kwargs)", UserWarning, stacklevel=2)
         self.setup()  # HookedRootModule: index the hook points
+
+    def __getattr__(self, name:str):
+        try: return super().__getattr__(name)
+        except AttributeError:
+            arch = self.__dict__.get("arch")   # an architecture may compute an attribute (a tied encoder: `W_enc`)
+            if arch is None or (derived := arch.derived_tensor(self, name)) is None: raise
+            return derived
 
     @property
     def device(self) -> torch.device: return torch.device(self.cfg.device)
