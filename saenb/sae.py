@@ -110,8 +110,8 @@ def architecture_names(training:bool=False, # only the names with a training cla
 
 def get_architecture(name:str, # an architecture name, e.g. `cfg.architecture`
                      training:bool=False, # the training class (what `TrainingSAE` runs)
-                    ) -> Architecture:
-    "An instance of the architecture registered as `name`, with an error listing the valid names."
+                    ):
+    "An instance (an `Architecture`) of the class registered as `name`, with an error listing the valid names."
     check_choice("architecture", name, architecture_names(training))
     return getattr(ARCHITECTURES[name], "training" if training else "inference")()
 
