@@ -194,14 +194,14 @@ def update(self:SparsityVarianceAccumulator,
         self._add("x_hat_sq", norm_out.pow(2))
         self._add("x_dot_x_hat", (x * x_hat).sum(-1))
     if self.compute_sparsity_metrics:
-        self._add("l0", (f > 0).sum(-1))
+        self._add("l0", (f != 0).sum(-1))
         self._add("l1", f.sum(-1, dtype=torch.float64))
     if self.compute_variance_metrics:
         self._add("resid_sq", (x - x_hat).pow(2).sum(-1))
         self._add("cossim", (x * x_hat).sum(-1) / (norm_in * norm_out))
         _, self.mean, self.m2 = _merge_moments(n_before, self.mean, self.m2, x)
     if self.compute_featurewise_density_statistics:
-        fired = (feature_acts > 0) & mask.to(feature_acts.device)[..., None]
+        fired = (feature_acts != 0) & mask.to(feature_acts.device)[..., None]
         self.feature_fires += fired.sum((0, 1)).double().cpu()
         self.feature_prompts += fired.any(1).sum(0).double().cpu()
 

@@ -18,16 +18,17 @@ from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 from .core import logger, str_to_dtype, dtype_to_str, check_choice, check_positive, atomic_write, save_json, load_json
 from .core import check_finite_fields, verify_checksums, CHECKSUMS_FILENAME
-from .config import ACTIVATION_FNS, NORMALIZE_ACTIVATIONS
+from .config import ACTIVATION_FNS, NORMALIZE_ACTIVATIONS, check_k
 
 # %% auto #0
-__all__ = ['SAE_CFG_FILENAME', 'SAE_WEIGHTS_FILENAME', 'SPARSITY_FILENAME', 'SAE_LENS_6_TOPK_FIELDS', 'ARCHITECTURES',
-           'SAE_HOOK_NAMES', 'SAEConfig', 'is_sae_lens_6_cfg', 'flatten_sae_lens_6_cfg', 'TopK', 'tanh_relu',
+__all__ = ['SAE_CFG_FILENAME', 'SAE_WEIGHTS_FILENAME', 'SPARSITY_FILENAME', 'ARCHITECTURES', 'SAE_LENS_6_TOPK_FIELDS',
+           'SAE_LENS_6_KWARGS_FIELDS', 'SAE_HOOK_NAMES', 'SAEConfig', 'ArchitectureFamily', 'register_architecture',
+           'architecture_names', 'get_architecture', 'is_sae_lens_6_cfg', 'flatten_sae_lens_6_cfg', 'TopK', 'tanh_relu',
            'get_activation_fn', 'reference_kernels', 'fast_kernels_enabled', 'encoder_centre', 'CentredLinear',
-           'centred_linear', 'Architecture', 'register_architecture', 'get_architecture', 'StandardArchitecture',
-           'TopKArchitecture', 'JumpReLUArchitecture', 'GatedArchitecture', 'SAE', 'clean_reconstruction_error',
-           'save_safetensors', 'load_safetensors', 'check_runnable_architecture', 'fold_decoder_norm_rescaling',
-           'handle_config_defaulting', 'read_sae_from_disk']
+           'centred_linear', 'Architecture', 'StandardArchitecture', 'TopKArchitecture', 'JumpReLUArchitecture',
+           'GatedArchitecture', 'SAE', 'clean_reconstruction_error', 'save_safetensors', 'load_safetensors',
+           'check_runnable_architecture', 'fold_decoder_norm_rescaling', 'handle_config_defaulting',
+           'read_sae_from_disk']
 
 # %% ../nbs/03_sae.ipynb #0052e021
 SAE_CFG_FILENAME = "cfg.json"
@@ -76,10 +77,47 @@ class SAEConfig:
         if self.normalize_activations is None: self.normalize_activations = "none"   # SAELens 5.6's Gemma Scope configs say None
         check_choice("normalize_activations", self.normalize_activations, NORMALIZE_ACTIVATIONS)
 
+# %% ../nbs/03_sae.ipynb #472de775
+@dataclass
+class ArchitectureFamily:
+    "One architecture name and its classes: the one `SAE` runs and the one `TrainingSAE` trains (None: load and run only)."
+    name: str
+    inference: type|None = None # an `Architecture` subclass
+    training: type|None = None # a `TrainingArchitecture` subclass (chapter 04)
+    sae_lens_5_6: bool = False # one of SAELens 5.6's four, whose config rules apply to it
+
+ARCHITECTURES: dict[str, ArchitectureFamily] = {} # every architecture saenb knows, by name: the only list
+
+def register_architecture(name:str, # the value of `cfg.architecture` that selects this class
+                          training:bool=False, # register the family's training class (chapter 04) instead
+                          sae_lens_5_6:bool=False, # one of SAELens 5.6's four architectures
+                         ):
+    "Class decorator: register an `Architecture` subclass as architecture `name`'s inference (or training) class."
+    def _register(cls):
+        cls.name = name
+        family = ARCHITECTURES.setdefault(name, ArchitectureFamily(name))
+        setattr(family, "training" if training else "inference", cls)
+        family.sae_lens_5_6 = family.sae_lens_5_6 or sae_lens_5_6
+        return cls
+    return _register
+
+def architecture_names(training:bool=False, # only the names with a training class
+                       where:Callable[[ArchitectureFamily], bool]|None=None, # only the families this holds for
+                      ) -> list[str]:
+    "The registered architecture names, in registration order."
+    return [name for name, family in ARCHITECTURES.items() if getattr(family, "training" if training else "inference")
+            is not None and (where is None or where(family))]
+
+def get_architecture(name:str, # an architecture name, e.g. `cfg.architecture`
+                     training:bool=False, # the training class (what `TrainingSAE` runs)
+                    ):
+    "An instance (an `Architecture`) of the class registered as `name`, with an error listing the valid names."
+    check_choice("architecture", name, architecture_names(training))
+    return getattr(ARCHITECTURES[name], "training" if training else "inference")()
+
 # %% ../nbs/03_sae.ipynb #d060c942
 SAE_LENS_6_TOPK_FIELDS = ("k", "topk_threshold_lr", "matryoshka_widths") # SAELens 6 fields that 5.6 keeps in `activation_fn_kwargs`
-_TOPK_FAMILY = ("topk", "batchtopk", "matryoshka_batchtopk")
-_TRANSCODER_FAMILY = ("transcoder", "skip_transcoder", "jumprelu_transcoder", "jumprelu_skip_transcoder")
+SAE_LENS_6_KWARGS_FIELDS = SAE_LENS_6_TOPK_FIELDS + ("residual_threshold", "max_iterations", "stop_on_duplicate_support") # and matching pursuit's (chapter 04b)
 
 def is_sae_lens_6_cfg(cfg_dict:dict[str, Any]) -> bool:
     "Whether `cfg_dict` is in SAELens 6's form (run facts under `metadata`) rather than 5.x's flat one."
@@ -96,10 +134,10 @@ def flatten_sae_lens_6_cfg(cfg_dict:dict[str, Any], # a `cfg.json` dict of any S
     if not is_sae_lens_6_cfg(d): return d
     for key, value in (d.pop("metadata", None) or {}).items():
         if d.get(key) is None: d[key] = value
-    arch = d.setdefault("architecture", "standard")
-    d.setdefault("activation_fn_str", "topk" if arch in _TOPK_FAMILY else "relu")
+    d.setdefault("architecture", "standard")
+    d.setdefault("activation_fn_str", "topk" if "k" in d else "relu")   # SAELens 6 gives every top-k family a `k` field
     kwargs = dict(d.get("activation_fn_kwargs") or {})
-    for key in SAE_LENS_6_TOPK_FIELDS:
+    for key in SAE_LENS_6_KWARGS_FIELDS:
         if key in d: kwargs.setdefault(key, d.pop(key))
     if isinstance(kwargs.get("k"), float) and kwargs["k"].is_integer(): kwargs["k"] = int(kwargs["k"])  # BatchTopK's k is a float in 6
     d["activation_fn_kwargs"] = kwargs
@@ -112,7 +150,7 @@ def flatten_sae_lens_6_cfg(cfg_dict:dict[str, Any], # a `cfg.json` dict of any S
     for key in ("model_name", "context_size", "dataset_path", "hook_head_index", "sae_lens_training_version"): d.setdefault(key, None)
     for key, default in (("prepend_bos", True), ("dataset_trust_remote_code", True), ("finetuning_scaling_factor", False)):
         if d.get(key) is None: d[key] = default   # SAELens 5.6's defaults for what 6 leaves unset
-    if arch in _TRANSCODER_FAMILY:
+    if "d_out" in d:   # SAELens 6's transcoders: an output width of their own
         d["apply_b_dec_to_input"] = False   # SAELens 6 transcoders never subtract b_dec (it lives in the output space)
         if d.get("hook_name_out") is None: d["hook_name_out"] = hook_name
     return d
@@ -133,12 +171,11 @@ def _config_kwargs(cls, config_dict:dict) -> dict:
     if "seqpos_slice" in d: d["seqpos_slice"] = _as_tuple(d["seqpos_slice"])
     return d
 
-_REGISTRIES: list[dict] = [] # every architecture registry `register_architecture` has written to
-
 def _config_class_for(cls:type, architecture) -> type:
-    "The most general `config_class` of an architecture registered as `architecture` that subclasses `cls`; else `cls`."
-    candidates = [c for registry in _REGISTRIES if architecture in registry
-                  if (c := getattr(registry[architecture], "config_class", None)) is not None and issubclass(c, cls)]
+    "The most general `config_class` of the classes registered as `architecture` that subclasses `cls`; else `cls`."
+    family = ARCHITECTURES.get(architecture)
+    classes = () if family is None else (family.inference, family.training)
+    candidates = [c for a in classes if (c := getattr(a, "config_class", None)) is not None and issubclass(c, cls)]
     return min(candidates, key=lambda c: len(c.__mro__)) if candidates else cls
 
 @patch(cls_method=True)
@@ -180,10 +217,7 @@ def get_activation_fn(activation_fn:str, # one of `ACTIVATION_FNS`
     check_choice("activation_fn", activation_fn, ACTIVATION_FNS)
     if activation_fn == "relu": return nn.ReLU()
     if activation_fn == "tanh-relu": return tanh_relu
-    k = kwargs.get("k")
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"activation_fn='topk' needs a positive integer k in activation_fn_kwargs, got {kwargs!r}")
-    return TopK(k, kwargs.get("postact_fn"))
+    return TopK(check_k(kwargs.get("k")), kwargs.get("postact_fn"))
 
 # %% ../nbs/03_sae.ipynb #64ae571a
 _FAST_KERNELS = True
@@ -245,10 +279,15 @@ class Architecture:
     name: str = ""
     feature_scaled_params: tuple[str, ...] = ("b_enc",) # per-feature parameters that scale with the feature's activation
     config_class: type|None = None # an `SAEConfig` subclass with the extra fields this architecture needs, if any
+    default_activation_fn: str = "relu" # `activation_fn_str` when a config leaves it out; "topk" for families with a `k`
 
     def param_shapes(self, cfg:SAEConfig) -> dict[str, tuple[int, ...]]:
         "Name and shape of every parameter, in state-dict order."
         return {"W_enc": (cfg.d_in, cfg.d_sae), "b_enc": (cfg.d_sae,), "W_dec": (cfg.d_sae, cfg.d_in), "b_dec": (cfg.d_in,)}
+
+    def derived_tensor(self, sae:SAE, name:str) -> torch.Tensor|None:
+        "A tensor attribute the architecture computes from its parameters (a tied `W_enc`, say); None: no such name."
+        return None
 
     def init_params(self, sae:SAE):
         "Create the parameters on `sae`: matrices Kaiming-uniform, vectors zero."
@@ -297,40 +336,18 @@ class Architecture:
     def process_state_dict_for_loading(self, sae:SAE, state_dict:dict):
         "Turn a state dict read from disk into the module's, in place (nothing to do here)."
 
-# %% ../nbs/03_sae.ipynb #472de775
-ARCHITECTURES: dict[str, type] = {}
-
-def register_architecture(name:str, # the value of `cfg.architecture` that selects this class
-                          registry:dict|None=None, # where to register; `ARCHITECTURES` by default
-                         ):
-    "Class decorator: register an `Architecture` subclass under `name`."
-    def _register(cls):
-        cls.name = name
-        target = ARCHITECTURES if registry is None else registry
-        target[name] = cls
-        if not any(r is target for r in _REGISTRIES): _REGISTRIES.append(target)
-        return cls
-    return _register
-
-def get_architecture(name:str, # an architecture name, e.g. `cfg.architecture`
-                     registry:dict|None=None, # where to look; `ARCHITECTURES` by default
-                    ) -> Architecture:
-    "An instance of the architecture registered as `name`, with an error listing the valid names."
-    registry = ARCHITECTURES if registry is None else registry
-    check_choice("architecture", name, list(registry))
-    return registry[name]()
-
 # %% ../nbs/03_sae.ipynb #182dcb67
-@register_architecture("standard")
+@register_architecture("standard", sae_lens_5_6=True)
 class StandardArchitecture(Architecture):
     "The ReLU SAE of Bricken et al. (2023): $f = \\sigma(x_c W_{enc} + b_{enc})$."
 
-@register_architecture("topk")
+@register_architecture("topk", sae_lens_5_6=True)
 class TopKArchitecture(StandardArchitecture):
     "Standard parameters and encoder; the activation is `TopK` and training uses the aux-k loss."
+    default_activation_fn = "topk"
 
 # %% ../nbs/03_sae.ipynb #b1f1df6d
-@register_architecture("jumprelu")
+@register_architecture("jumprelu", sae_lens_5_6=True)
 class JumpReLUArchitecture(Architecture):
     "Standard encoder gated by a learned per-feature threshold: $f = \\sigma(z)\\,[z > \\theta]$."
     feature_scaled_params = ("b_enc", "threshold")
@@ -342,7 +359,7 @@ class JumpReLUArchitecture(Architecture):
         return sae.activation_fn(hidden_pre) * (hidden_pre > sae.threshold)
 
 # %% ../nbs/03_sae.ipynb #264ac0ca
-@register_architecture("gated")
+@register_architecture("gated", sae_lens_5_6=True)
 class GatedArchitecture(Architecture):
     "A Heaviside gate and a magnitude path sharing `W_enc`; parameters W_enc, b_gate, r_mag, b_mag, W_dec, b_dec."
     feature_scaled_params = ("b_gate", "b_mag")
@@ -374,7 +391,7 @@ SAE_HOOK_NAMES = ("hook_sae_input", "hook_sae_acts_pre", "hook_sae_acts_post",
 
 class SAE(HookedRootModule):
     "A sparse autoencoder for inference; the architecture is picked from `cfg.architecture`."
-    _architectures = ARCHITECTURES # registry that `cfg.architecture` is looked up in
+    _training = False # run the registered inference class of `cfg.architecture` (`TrainingSAE`: its training class)
     _config_class = SAEConfig # config type built by `from_dict` and `load_from_pretrained`
     _warn_on_model_kwargs = True
 
@@ -383,12 +400,10 @@ class SAE(HookedRootModule):
                 ):
         super().__init__()
         self.cfg, self.use_error_term = cfg, use_error_term
-        self.arch = get_architecture(cfg.architecture, self._architectures)
+        self.arch = get_architecture(cfg.architecture, self._training)
         self.activation_fn = get_activation_fn(cfg.activation_fn_str, **(cfg.activation_fn_kwargs or {}))
-        k = getattr(self.activation_fn, "k", None)
-        if k is not None and k > cfg.d_sae:   # SAELens 5.6 builds it (its aux-k loss works on it); encoding cannot
-            warnings.warn(f"activation_fn_kwargs k={k} must be <= d_sae={cfg.d_sae} to encode: the SAE is built, as in "
-                          "SAELens 5.6, but encode raises until k <= d_sae", UserWarning, stacklevel=2)
+        k = getattr(self.activation_fn, "k", None)   # SAELens 5.6 builds one with k > d_sae (a warning); it cannot encode
+        if k is not None: check_k(k, cfg.d_sae, above_d_sae="warn")
         self.arch.init_params(self)
         if cfg.finetuning_scaling_factor:
             self.finetuning_scaling_factor = nn.Parameter(torch.ones(cfg.d_sae, dtype=self.dtype, device=self.device))
@@ -399,6 +414,13 @@ class SAE(HookedRootModule):
                           "load the model with HookedSAETransformer.from_pretrained_no_processing(..., "
                           "**sae.cfg.model_from_pretrained_kwargs)", UserWarning, stacklevel=2)
         self.setup()  # HookedRootModule: index the hook points
+
+    def __getattr__(self, name:str):
+        try: return super().__getattr__(name)
+        except AttributeError:
+            arch = self.__dict__.get("arch")   # an architecture may compute an attribute (a tied encoder: `W_enc`)
+            if arch is None or (derived := arch.derived_tensor(self, name)) is None: raise
+            return derived
 
     @property
     def device(self) -> torch.device: return torch.device(self.cfg.device)
@@ -665,8 +687,7 @@ def save_model(self:SAE, path:str|Path, # the folder to write (created if needed
                sparsity:torch.Tensor|None=None, # per-feature (log) sparsity, written to sparsity.safetensors
               ) -> tuple[Path, ...]:
     "Save in SAELens's format: an inference SAE in its inference form, a training SAE whole (to resume); returns the paths."
-    training = self._architectures is not ARCHITECTURES   # a `TrainingSAE` (chapter 04) looks up the training registry
-    return _write_sae_folder(self, path, self.cfg.to_dict() if training else self.inference_cfg_dict(), sparsity)
+    return _write_sae_folder(self, path, self.cfg.to_dict() if self._training else self.inference_cfg_dict(), sparsity)
 
 @patch
 def save_inference_model(self:SAE, path:str|Path, # the folder to write (created if needed)
@@ -679,9 +700,9 @@ def save_inference_model(self:SAE, path:str|Path, # the folder to write (created
 def check_runnable_architecture(architecture:str, # `cfg_dict["architecture"]`
                                ) -> str:
     "Raise a `ValueError` naming `architecture` and the registered ones unless saenb can run it."
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"architecture={architecture!r} is not an architecture saenb can run (SAELens 6 has more: "
-                         f"temporal, matching_pursuit, abstopk, ...); saenb supports: {', '.join(ARCHITECTURES)}")
+    if architecture not in (names := architecture_names()):
+        raise ValueError(f"architecture={architecture!r} is not an architecture saenb can run (SAELens 6's temporal "
+                         f"SAEs, for one); saenb supports: {', '.join(names)}")
     return architecture
 
 def fold_decoder_norm_rescaling(state_dict:dict[str, torch.Tensor], # disk layout; changed in place

@@ -277,7 +277,7 @@ def batch_metrics(sae_in:torch.Tensor, sae_out:torch.Tensor, feature_acts:torch.
     centred = (sae_in.float() - sae_in.float().mean(0)).pow(2).sum(-1)
     return {"metrics/explained_variance": (1 - residual.sum() / centred.sum()).item(),
             "metrics/explained_variance_std": (1 - residual / centred).std().item(),
-            "metrics/l0": (feature_acts > 0).float().sum(-1).mean().item()}
+            "metrics/l0": (feature_acts != 0).float().sum(-1).mean().item()}
 
 # %% ../nbs/10_trainer.ipynb #5f8aba7a
 @patch

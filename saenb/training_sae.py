@@ -15,16 +15,16 @@ from .core import logger, check_choice, check_positive
 from .config import MSE_LOSS_NORMALIZATIONS, TRAINING_OPTION_DEFAULTS, check_training_options
 from .sae import (SAE, SAEConfig, Architecture, StandardArchitecture, TopKArchitecture, GatedArchitecture,
                        centred_linear, encoder_centre, fast_kernels_enabled, reference_kernels,
-                       JumpReLUArchitecture, register_architecture, get_architecture, _check_family,
+                       JumpReLUArchitecture, register_architecture, get_architecture, architecture_names, _check_family,
                        fold_decoder_norm_rescaling)
 
 # %% auto #0
-__all__ = ['SAE_CFG_PATH', 'SAE_WEIGHTS_PATH', 'SPARSITY_PATH', 'TRAINING_ARCHITECTURES', 'TrainingSAEConfig',
-           'register_training_architecture', 'TrainingArchitecture', 'TrainStepOutput', 'TrainingSAE', 'BufferPool',
-           'buffer_pool', 'release_buffer_pool', 'step_pool', 'CodePattern', 'SampledLinear', 'SparseDecode',
-           'PooledReLU', 'DenseDecode', 'SparseCodeTraining', 'TrainingStandardArchitecture', 'TopKEncoder',
-           'TrainingTopKArchitecture', 'GatedCode', 'TrainingGatedArchitecture', 'rectangle', 'Step', 'JumpReLU',
-           'JumpReLUWithL0', 'TrainingJumpReLUArchitecture']
+__all__ = ['SAE_CFG_PATH', 'SAE_WEIGHTS_PATH', 'SPARSITY_PATH', 'TrainingSAEConfig', 'register_training_architecture',
+           'TrainingArchitecture', 'TrainStepOutput', 'TrainingSAE', 'BufferPool', 'buffer_pool', 'release_buffer_pool',
+           'step_pool', 'CodePattern', 'SampledLinear', 'SparseDecode', 'PooledReLU', 'DenseDecode',
+           'SparseCodeTraining', 'TrainingStandardArchitecture', 'TopKEncoder', 'TrainingTopKArchitecture', 'GatedCode',
+           'TrainingGatedArchitecture', 'rectangle', 'Step', 'JumpReLU', 'JumpReLUWithL0',
+           'TrainingJumpReLUArchitecture']
 
 # %% ../nbs/04_training_sae.ipynb #39033ba3
 from .sae import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, SPARSITY_FILENAME
@@ -80,17 +80,16 @@ class TrainingSAEConfig(SAEConfig):
         return SAEConfig.to_dict(self)
 
 # %% ../nbs/04_training_sae.ipynb #a0eec736
-TRAINING_ARCHITECTURES: dict[str, type] = {}
-
 def register_training_architecture(name:str):
-    "Class decorator: register a training architecture under `name` (what `TrainingSAE(cfg)` looks up)."
-    return register_architecture(name, TRAINING_ARCHITECTURES)
+    "Class decorator: register the training class of architecture `name` (what `TrainingSAE(cfg)` runs) in `ARCHITECTURES`."
+    return register_architecture(name, training=True)
 
 class TrainingArchitecture(Architecture):
     "What every training architecture shares: pre-activation noise, and a hook for its loss terms."
     supports_ghost_grads = False
     needs_target = False # True when the output is compared with another hook's activations (transcoders)
     rank_averaged_buffers: tuple[str, ...] = () # buffers the forward pass updates, averaged over the ranks each step (DDP)
+    training_options: tuple[str, ...] = () # the SAELens 6 training options (`TRAINING_OPTION_DEFAULTS`) this family reads
 
     def perturb(self, sae, hidden_pre):
         "Add `noise_scale` Gaussian noise to the pre-activations in training mode."
@@ -118,20 +117,20 @@ class TrainStepOutput:
 
     @torch.no_grad()
     def feature_fire_counts(self) -> torch.Tensor:
-        "On how many rows each feature fired (activation > 0), float `[d_sae]`; from `sparse_code` when there is one."
+        "On how many rows each feature fired (activation != 0), float `[d_sae]`; from `sparse_code` when there is one."
         d_sae = self.feature_acts.shape[-1]
         if self.sparse_code is not None:
             values, indices = self.sparse_code
-            return torch.bincount(indices[values > 0], minlength=d_sae).to(self.feature_acts.device, torch.float32)
-        # `acts > 0` as floats, a few hundred rows at a time into one small buffer: a bool count along the batch is slow
+            return torch.bincount(indices[values != 0], minlength=d_sae).to(self.feature_acts.device, torch.float32)
+        # `acts != 0` as floats, a few hundred rows at a time into one small buffer: a bool count along the batch is slow
         acts = self.feature_acts.detach().reshape(-1, d_sae)
         counts, buf = acts.new_zeros(d_sae, dtype=torch.float32), acts.new_empty(min(256, max(len(acts), 1)), d_sae)
-        for rows in acts.split(len(buf)): counts += torch.gt(rows, 0, out=buf[:len(rows)]).sum(0, dtype=torch.float32)
+        for rows in acts.split(len(buf)): counts += torch.ne(rows, 0, out=buf[:len(rows)]).sum(0, dtype=torch.float32)
         return counts
 
 class TrainingSAE(SAE):
     "An `SAE` with each architecture's training loss, initialisation options and decoder-norm upkeep."
-    _architectures = TRAINING_ARCHITECTURES
+    _training = True
     _config_class = TrainingSAEConfig
     _warn_on_model_kwargs = False
 
@@ -165,7 +164,7 @@ def check_cfg_compatibility(self:TrainingSAE):
     cfg = self.cfg
     if cfg.use_ghost_grads and not self.arch.supports_ghost_grads:
         raise ValueError(f"use_ghost_grads=True is not supported by architecture={cfg.architecture!r}; "
-                         f"only {[n for n, c in TRAINING_ARCHITECTURES.items() if c.supports_ghost_grads]} use ghost grads")
+                         f"only {architecture_names(training=True, where=lambda family: family.training.supports_ghost_grads)} use ghost grads")
     if cfg.normalize_sae_decoder and cfg.decoder_heuristic_init:
         raise ValueError("decoder_heuristic_init=True sets decoder rows to norm 0.1, which normalize_sae_decoder=True "
                          "would undo; set normalize_sae_decoder=False")
@@ -558,6 +557,7 @@ def _sparse_weight_grad(xc:torch.Tensor, g:torch.Tensor, indices:torch.Tensor, d
 class TrainingTopKArchitecture(TrainingArchitecture, TopKArchitecture):
     "TopK SAE training: the aux-k loss on dead latents, and a decoder whose cost scales with k."
     per_row_topk = True # the code keeps exactly k per row, so `TopKEncoder` and the sparse decoder apply
+    training_options = ("rescale_acts_by_decoder_norm", "aux_loss_coefficient")
 
     def encode_with_hidden_pre(self, sae, sae_in):
         "In a training pass, `TopKEncoder` (its values and indices go to the step cache); otherwise the generic encoder."
@@ -755,6 +755,8 @@ class JumpReLUWithL0(torch.autograd.Function):
 class TrainingJumpReLUArchitecture(SparseCodeTraining, TrainingArchitecture, JumpReLUArchitecture):
     "JumpReLU training: the threshold learned as log_threshold (or directly), an L0 (step or tanh) penalty, an optional pre-activation loss."
     feature_scaled_params = ("b_enc",)   # the threshold is folded in `fold_W_dec_norm`, in its own parameterisation
+    training_options = ("jumprelu_sparsity_loss_mode", "jumprelu_tanh_scale", "jumprelu_threshold_param",
+                        "pre_act_loss_coefficient", "l0_warm_up_steps")
 
     def trains_log_threshold(self, sae) -> bool: return sae.cfg.jumprelu_threshold_param == "log_threshold"
 
