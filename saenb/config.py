@@ -569,6 +569,22 @@ def _known_fields(cls, d:dict, derived=()) -> dict:
     return kwargs
 
 # %% ../nbs/02_config.ipynb #fdcdafe7
+def _derive_target_hook(cfg):
+    "A cache config's transcoder target hook: `d_out` and `hook_layer_out` derived, and refused without `hook_name_out`."
+    if cfg.hook_name_out is None:
+        for name in ("hook_layer_out", "d_out"):
+            if getattr(cfg, name) is not None:
+                raise ValueError(f"{name}={getattr(cfg, name)!r} is given but hook_name_out=None: set hook_name_out too")
+        return
+    if cfg.hook_name_out == cfg.hook_name:
+        raise ValueError(f"hook_name_out={cfg.hook_name_out!r} is hook_name too: the target must come from another hook")
+    if cfg.d_out is None: cfg.d_out = cfg.d_in
+    check_positive("d_out", cfg.d_out)
+    if cfg.hook_layer_out is None:
+        m = re.match(r"blocks\.(\d+)\.", cfg.hook_name_out)
+        cfg.hook_layer_out = int(m.group(1)) if m else cfg.hook_layer
+    check_positive("hook_layer_out", cfg.hook_layer_out, allow_zero=True)
+
 @dataclass
 class CacheActivationsRunnerConfig:
     "Configuration for creating and caching activations of a language model (SAELens 5.6 fields and defaults)."
@@ -600,6 +616,9 @@ class CacheActivationsRunnerConfig:
     streaming: bool = True # stream the dataset
     autocast_lm: bool = False # autocast the model
     dataset_trust_remote_code: bool|None = None # trust remote code when loading the dataset
+    hook_name_out: str|None = None # also cache this hook, as a transcoder's target (beyond SAELens 5.6)
+    hook_layer_out: int|None = None # layer of hook_name_out; read from its "blocks.N." prefix when None
+    d_out: int|None = None # width of hook_name_out's activations; d_in when None
 
     def __post_init__(self):
         if isinstance(self.dtype, torch.dtype): self.dtype = dtype_to_str(self.dtype)
@@ -607,6 +626,7 @@ class CacheActivationsRunnerConfig:
         _check_fields(self)
         check_finite_fields(self)
         str_to_dtype(self.dtype, "dtype")
+        _derive_target_hook(self)
         for name in ("model_batch_size", "d_in", "training_tokens", "buffer_size_gb"): check_positive(name, getattr(self, name))
         check_positive("hook_layer", self.hook_layer, allow_zero=True)
         if self.hf_num_shards is not None: check_positive("hf_num_shards", self.hf_num_shards)
@@ -641,8 +661,8 @@ def sliced_context_size(self:CacheActivationsRunnerConfig) -> int:
 
 @patch(as_prop=True)
 def bytes_per_token(self:CacheActivationsRunnerConfig) -> int:
-    "Bytes of one token's activation: `d_in * itemsize`."
-    return self.d_in * str_to_dtype(self.dtype).itemsize
+    "Bytes of one token's activation: `d_in * itemsize` (with a transcoder's target: `(d_in + d_out) * itemsize`)."
+    return (self.d_in + (self.d_out or 0)) * str_to_dtype(self.dtype).itemsize
 
 @patch(as_prop=True)
 def n_tokens_in_batch(self:CacheActivationsRunnerConfig) -> int:

@@ -371,7 +371,7 @@ def train_on_batch(self:SAETrainer,
                    target:torch.Tensor|None=None, # a transcoder's targets for `sae_in`, `(train_batch_size_tokens, d_out)`
                   ) -> TrainStepOutput:
     "One whole training step on `sae_in`: train, count, log, switch to fine-tuning, checkpoint, advance the bar."
-    out = self._train_step(sae=self.sae, sae_in=sae_in, target=target)
+    out = self._train_step(sae=self.sae, sae_in=sae_in, **({} if target is None else {"target": target}))
     self.n_training_tokens += self.cfg.train_batch_size_tokens   # counted once trained: checkpoints name what they hold
     if self.cfg.log_to_wandb and self.rank == 0: self._log_step(out)
     self.n_training_steps += 1
