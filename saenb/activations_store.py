@@ -159,6 +159,9 @@ class ActivationsStore:
                  dataset_trust_remote_code:bool|None=None, # passed to `load_dataset` (datasets < 4)
                  seqpos_slice:tuple[int|None, ...]=(None,), # positions kept from each context: `slice(*seqpos_slice)`
                  exclude_special_tokens:torch.Tensor|list[int]|bool|None=None, # token ids whose positions are dropped
+                 hook_name_out:str|None=None, # a transcoder's target hook: serve (input, target) pairs from both hooks
+                 hook_layer_out:int|None=None, # the block of `hook_name_out`; from its "blocks.N." prefix when None
+                 d_out:int|None=None, # width of `hook_name_out`'s activations; `d_in` when None
                 ):
         self.model, self.model_kwargs = model, dict(model_kwargs or {})
         self.hook_name, self.hook_layer, self.hook_head_index = hook_name, hook_layer, hook_head_index
@@ -171,10 +174,12 @@ class ActivationsStore:
         self.cached_activations_path, self.autocast_lm = cached_activations_path, autocast_lm
         self.seqpos_slice = tuple(seqpos_slice) if isinstance(seqpos_slice, (list, tuple)) else (seqpos_slice,)
         self.n_dataset_processed, self.estimated_norm_scaling_factor = 0, None
+        self._set_target_hook(hook_name_out, hook_layer_out, d_out)
         self._check_sizes()
         if cached_activations_path is None:
             if model is None: raise ValueError("model=None: a model is needed unless cached_activations_path is given")
-            _check_hook(model, hook_name, hook_layer)
+            _check_hook(model, hook_name, self.stop_layer)
+            if hook_name_out is not None: _check_hook(model, hook_name_out, self.stop_layer)
         self.exclude_special_tokens = _exclude_tokens_tensor(exclude_special_tokens, model, self.device)
         self._dataset_source, self._streaming, self._trust_remote_code = dataset, streaming, dataset_trust_remote_code
         self.dataset = None
@@ -183,6 +188,44 @@ class ActivationsStore:
             self.cached_activation_dataset = self.load_cached_activation_dataset()
 
 # %% ../nbs/07_activations_store.ipynb #b9f46d14
+@patch
+def _set_target_hook(self:ActivationsStore, hook_name_out:str|None, hook_layer_out:int|None, d_out:int|None):
+    "Record a transcoder's target hook (None: an SAE's store, serving `hook_name` alone)."
+    self.hook_name_out, self.estimated_norm_scaling_factor_out = hook_name_out, None
+    if hook_name_out is None:
+        for name, value in (("hook_layer_out", hook_layer_out), ("d_out", d_out)):
+            if value is not None: raise ValueError(f"{name}={value!r} is given but hook_name_out=None: set hook_name_out too")
+        self.hook_layer_out, self.d_out = None, None
+        return
+    if hook_name_out == self.hook_name:
+        raise ValueError(f"hook_name_out={hook_name_out!r} is hook_name too: the target must come from another hook")
+    if self.hook_head_index is not None:
+        raise ValueError(f"hook_head_index={self.hook_head_index} with hook_name_out: (input, target) pairs are whole hooks")
+    m = re.match(r"blocks\.(\d+)\.", hook_name_out)
+    self.hook_layer_out = hook_layer_out if hook_layer_out is not None else int(m.group(1)) if m else self.hook_layer
+    self.d_out = self.d_in if d_out is None else d_out
+    check_positive("d_out", self.d_out)
+    check_positive("hook_layer_out", self.hook_layer_out, allow_zero=True)
+
+@patch(as_prop=True)
+def stop_layer(self:ActivationsStore) -> int:
+    "The last block the forward pass runs: `hook_layer`, or the later of both hooks' blocks for pairs."
+    return self.hook_layer if self.hook_name_out is None else max(self.hook_layer, self.hook_layer_out)
+
+@patch(as_prop=True)
+def buffer_width(self:ActivationsStore) -> int:
+    "Width of a buffer row: `d_in`, or `d_in + d_out` for (input, target) pairs kept side by side."
+    return self.d_in if self.hook_name_out is None else self.d_in + self.d_out
+
+@patch
+def _served(self:ActivationsStore, rows:torch.Tensor):
+    "Buffer rows as they leave the store: scaled when normalising; for pairs, split into `(input, target)`."
+    scale = self.normalize_activations == "expected_average_only_in"
+    if self.hook_name_out is None: return self.apply_norm_scaling_factor(rows) if scale else rows
+    x, y = rows[..., :self.d_in], rows[..., self.d_in:]
+    if scale: x, y = self.apply_norm_scaling_factor(x), self.apply_norm_scaling_factor(y, target=True)
+    return x, y
+
 @patch(as_prop=True)
 def training_context_size(self:ActivationsStore) -> int:
     "Positions per context that reach the buffer: `context_size` after `seqpos_slice`."
@@ -278,7 +321,12 @@ def from_config(cls:ActivationsStore,
                cached_activations_path=cfg.cached_activations_path if cfg.use_cached_activations else None,
                model_kwargs=cfg.model_kwargs, autocast_lm=cfg.autocast_lm,
                dataset_trust_remote_code=cfg.dataset_trust_remote_code, seqpos_slice=cfg.seqpos_slice,
-               exclude_special_tokens=cfg.exclude_special_tokens)
+               exclude_special_tokens=cfg.exclude_special_tokens, **_target_hook_kwargs(cfg))
+
+def _target_hook_kwargs(cfg) -> dict:
+    "The output-hook arguments of a transcoder's config (runner, cache or SAE config); none for the others."
+    if getattr(cfg, "hook_name_out", None) is None: return {}
+    return dict(hook_name_out=cfg.hook_name_out, hook_layer_out=cfg.hook_layer_out, d_out=cfg.d_out)
 
 @patch(cls_method=True)
 def from_sae(cls:ActivationsStore,
@@ -302,21 +350,22 @@ def from_sae(cls:ActivationsStore,
                train_batch_size_tokens=train_batch_size_tokens, n_batches_in_buffer=n_batches_in_buffer,
                total_training_tokens=total_tokens, normalize_activations=c.normalize_activations,
                dataset_trust_remote_code=getattr(c, "dataset_trust_remote_code", None), dtype=c.dtype,
-               device=torch.device(device), seqpos_slice=getattr(c, "seqpos_slice", (None,)))
+               device=torch.device(device), seqpos_slice=getattr(c, "seqpos_slice", (None,)), **_target_hook_kwargs(c))
 
 @patch(cls_method=True)
 def from_cache_activations(cls:ActivationsStore,
                            model, # the model (only needed for `get_batch_tokens`; may be None)
                            cfg:CacheActivationsRunnerConfig, # the config the cache was written with
                           ) -> ActivationsStore:
-    "A store reading the activation cache `CacheActivationsRunner` wrote at `cfg.new_cached_activations_path`."
+    "A store reading the activation cache `CacheActivationsRunner` wrote at `cfg.new_cached_activations_path` (pairs, with `hook_name_out`)."
     return cls(model=model, cached_activations_path=cfg.new_cached_activations_path, dtype=cfg.dtype,
                hook_name=cfg.hook_name, hook_layer=cfg.hook_layer, hook_head_index=None,
                context_size=cfg.sliced_context_size, d_in=cfg.d_in, n_batches_in_buffer=cfg.n_batches_in_buffer,
                total_training_tokens=cfg.training_tokens, store_batch_size_prompts=cfg.model_batch_size,
                train_batch_size_tokens=cfg.model_batch_size, seqpos_slice=(None,), device=torch.device(cfg.device),
                prepend_bos=False, dataset=cfg.dataset_path, streaming=False, normalize_activations="none",
-               model_kwargs=None, autocast_lm=False, dataset_trust_remote_code=None, exclude_special_tokens=None)
+               model_kwargs=None, autocast_lm=False, dataset_trust_remote_code=None, exclude_special_tokens=None,
+               **_target_hook_kwargs(cfg))
 
 # %% ../nbs/07_activations_store.ipynb #7216cc61
 @patch
@@ -424,12 +473,13 @@ def shard_dataset(self:ActivationsStore,
 def get_activations(self:ActivationsStore,
                     batch_tokens:torch.Tensor, # (batch, context_size) token ids on the model's device
                    ) -> torch.Tensor:
-    "Activations at `hook_name` for `batch_tokens`: `(batch, positions kept by seqpos_slice, 1, d_in)`."
+    "Activations at `hook_name` for `batch_tokens`: `(batch, positions kept by seqpos_slice, 1, d_in)`; pairs: `d_in + d_out` wide."
     autocast = (torch.autocast(device_type=batch_tokens.device.type, dtype=torch.bfloat16) if self.autocast_lm
                 else contextlib.nullcontext())
     with autocast:
-        _, cache = self.model.run_with_cache(batch_tokens, names_filter=[self.hook_name], prepend_bos=False,
-                                             stop_at_layer=self.hook_layer + 1, **self.model_kwargs)
+        names = [self.hook_name] + ([] if self.hook_name_out is None else [self.hook_name_out])
+        _, cache = self.model.run_with_cache(batch_tokens, names_filter=names, prepend_bos=False,
+                                             stop_at_layer=self.stop_layer + 1, **self.model_kwargs)
     try: acts = cache[self.hook_name]
     except KeyError:
         raise ValueError(f"hook_name={self.hook_name!r} produced no activations in a forward pass stopped after "
@@ -448,9 +498,29 @@ def get_activations(self:ActivationsStore,
         how = " (one head)" if self.hook_head_index is not None else " (heads flattened)" if cache[self.hook_name].ndim > 3 else ""
         raise ValueError(f"d_in={self.d_in} but the activations at hook_name={self.hook_name!r} have width "
                          f"{acts.shape[-1]}{how}; set d_in={acts.shape[-1]}")
+    if self.hook_name_out is not None: acts = torch.cat([acts, self._target_activations(cache).to(acts.dtype)], dim=-1)
     return acts.unsqueeze(2)
 
+@patch
+def _target_activations(self:ActivationsStore, cache) -> torch.Tensor:
+    "A transcoder's target from a forward pass's cache: `hook_name_out`'s activations `(batch, positions, d_out)`."
+    try: acts = cache[self.hook_name_out][:, slice(*self.seqpos_slice)]
+    except KeyError:
+        raise ValueError(f"hook_name_out={self.hook_name_out!r} produced no activations in a forward pass stopped "
+                         f"after block {self.stop_layer}; set hook_layer_out to the block of the hook") from None
+    if acts.ndim > 3: acts = acts.reshape(*acts.shape[:2], -1)
+    if acts.shape[-1] != self.d_out:
+        raise ValueError(f"d_out={self.d_out} but the activations at hook_name_out={self.hook_name_out!r} have width "
+                         f"{acts.shape[-1]}; set d_out={acts.shape[-1]}")
+    return acts
+
 # %% ../nbs/07_activations_store.ipynb #07883372
+@patch
+def _cached_hooks(self:ActivationsStore) -> list[tuple[str, str, int]]:
+    "`(field, hook, width)` of each column the cache must hold: the input hook, and a transcoder's target hook."
+    out = [("hook_name", self.hook_name, self.d_in)]
+    return out if self.hook_name_out is None else out + [("hook_name_out", self.hook_name_out, self.d_out)]
+
 @patch
 def load_cached_activation_dataset(self:ActivationsStore) -> Dataset|None:
     "Open the activation cache at `cached_activations_path` (None without one), checking its columns and shapes."
@@ -461,24 +531,26 @@ def load_cached_activation_dataset(self:ActivationsStore) -> Dataset|None:
                                 "and hook names.")
     verify_checksums(path)   # a cache written by saenb carries a manifest: a damaged file is named here
     ds = _train_split(datasets.load_from_disk(str(path)), repr(path))
-    if self.hook_name not in ds.column_names:
-        raise ValueError(f"cached_activations_path={str(path)!r} has no column for hook_name={self.hook_name!r}: found "
-                         f"columns {ds.column_names}")
-    expected = (self.training_context_size, self.d_in)
-    shape = getattr(ds.features[self.hook_name], "shape", None)
-    if shape is not None and tuple(shape) != expected:
-        raise ValueError(f"cached activations at {str(path)!r} have shape {tuple(shape)} per context, but context_size "
-                         f"and seqpos_slice keep {expected[0]} positions and d_in={self.d_in}: expected {expected}")
+    for field, name, width in self._cached_hooks():
+        if name not in ds.column_names:
+            raise ValueError(f"cached_activations_path={str(path)!r} has no column for {field}={name!r}: found "
+                             f"columns {ds.column_names}")
+        expected = (self.training_context_size, width)
+        shape = getattr(ds.features[name], "shape", None)
+        if shape is not None and tuple(shape) != expected:
+            raise ValueError(f"cached activations at {str(path)!r} have shape {tuple(shape)} per context, but context_size "
+                             f"and seqpos_slice keep {expected[0]} positions and {'d_in' if field == 'hook_name' else 'd_out'}"
+                             f"={width}: expected {expected}")
     if self.exclude_special_tokens is not None and "token_ids" not in ds.column_names:
         raise ValueError(f"exclude_special_tokens needs the token ids, but the cache at {str(path)!r} has no 'token_ids' "
                          "column")
-    columns = [self.hook_name] + (["token_ids"] if "token_ids" in ds.column_names else [])
+    columns = [name for _, name, _ in self._cached_hooks()] + (["token_ids"] if "token_ids" in ds.column_names else [])
     self.current_row_idx = 0
     return ds.with_format("torch", columns=columns)
 
 @patch
 def _load_buffer_from_cached(self:ActivationsStore, n_rows:int, raise_on_epoch_end:bool) -> tuple[torch.Tensor, torch.Tensor|None]:
-    "The next `n_rows` contexts of the cache: activations `(n_rows * positions, 1, d_in)` and token ids or None."
+    "The next `n_rows` contexts of the cache: activations `(n_rows * positions, 1, buffer_width)` and token ids or None."
     ds = self.cached_activation_dataset
     if len(ds) < n_rows:
         raise ValueError(f"the activation cache at {self.cached_activations_path!r} holds {len(ds)} contexts, fewer than "
@@ -489,13 +561,15 @@ def _load_buffer_from_cached(self:ActivationsStore, n_rows:int, raise_on_epoch_e
             raise StopIteration(f"Ran out of cached activations after {self.n_dataset_processed} contexts, beginning "
                                 "the next epoch.")
     rows = ds[self.current_row_idx:self.current_row_idx + n_rows]
-    acts = rows[self.hook_name]
-    expected = (n_rows, self.training_context_size, self.d_in)
-    if tuple(acts.shape) != expected:
-        raise ValueError(f"cached activations for {self.hook_name!r} have shape {tuple(acts.shape)}, expected {expected}")
+    parts = []
+    for _, name, width in self._cached_hooks():
+        expected = (n_rows, self.training_context_size, width)
+        if tuple(rows[name].shape) != expected:
+            raise ValueError(f"cached activations for {name!r} have shape {tuple(rows[name].shape)}, expected {expected}")
+        parts.append(rows[name].to(device=self.device, dtype=self.dtype))
     self.current_row_idx += n_rows
     self.n_dataset_processed += n_rows
-    acts = acts.to(device=self.device, dtype=self.dtype).reshape(-1, 1, self.d_in)
+    acts = torch.cat(parts, dim=-1).reshape(-1, 1, self.buffer_width)
     toks = rows.get("token_ids")
     if toks is not None:
         if tuple(toks.shape) != expected[:2]:
@@ -508,19 +582,19 @@ def _load_buffer_from_cached(self:ActivationsStore, n_rows:int, raise_on_epoch_e
 @torch.no_grad()
 def _fill_buffer(self:ActivationsStore, n_batches:int, raise_on_epoch_end:bool=False,
                  shuffle:bool=True) -> tuple[torch.Tensor, torch.Tensor|None]:
-    "Unscaled activations `(n, 1, d_in)` and token ids `(n,)` of `n_batches` model batches."
+    "Unscaled activations `(n, 1, buffer_width)` and token ids `(n,)` of `n_batches` model batches."
     bs = self.store_batch_size_prompts
     if self.cached_activation_dataset is not None:
         acts, toks = self._load_buffer_from_cached(n_batches * bs, raise_on_epoch_end)
     else:
         n_ctx, n_pos = n_batches * bs, self.training_context_size
-        acts = torch.empty((n_ctx, n_pos, self.d_in), dtype=self.dtype, device=self.device)
+        acts = torch.empty((n_ctx, n_pos, self.buffer_width), dtype=self.dtype, device=self.device)
         toks = torch.empty((n_ctx, n_pos), dtype=torch.long, device=self.device)
         for start in tqdm(range(0, n_ctx, bs), desc="Refilling buffer", leave=False, delay=2):
             batch_tokens = self.get_batch_tokens(raise_at_epoch_end=raise_on_epoch_end)
             acts[start:start + bs] = self.get_activations(batch_tokens)[:, :, 0]
             toks[start:start + bs] = batch_tokens[:, slice(*self.seqpos_slice)]
-        acts, toks = acts.view(-1, 1, self.d_in), toks.view(-1)
+        acts, toks = acts.view(-1, 1, self.buffer_width), toks.view(-1)
     if shuffle:
         perm = torch.randperm(acts.shape[0], device=acts.device, generator=self.generator)
         acts, toks = acts[perm], (None if toks is None else toks[perm])
@@ -532,10 +606,9 @@ def get_buffer(self:ActivationsStore,
                raise_on_epoch_end:bool=False, # raise StopIteration when the dataset runs out (after restarting it)
                shuffle:bool=True, # shuffle the positions (activations and token ids together)
               ) -> tuple[torch.Tensor, torch.Tensor|None]:
-    "The activations `(n, 1, d_in)` and token ids `(n,)` of the next `n_batches_in_buffer` model batches."
+    "The activations `(n, 1, d_in)` (pairs: a tuple with the targets `(n, 1, d_out)`) and token ids `(n,)` of the next `n_batches_in_buffer` model batches."
     acts, toks = self._fill_buffer(n_batches_in_buffer, raise_on_epoch_end, shuffle)
-    if self.normalize_activations == "expected_average_only_in": acts = self.apply_norm_scaling_factor(acts)
-    return acts, toks
+    return self._served(acts), toks
 
 # %% ../nbs/07_activations_store.ipynb #410249f7
 @patch
@@ -555,10 +628,8 @@ def _storage(self:ActivationsStore) -> tuple[torch.Tensor, torch.Tensor|None]:
 
 @patch(as_prop=True)
 def storage_buffer(self:ActivationsStore) -> torch.Tensor:
-    "The activations kept for mixing into the next refill, `(n, 1, d_in)` (scaled when normalising)."
-    acts, _ = self._storage()
-    if self.normalize_activations == "expected_average_only_in": acts = self.apply_norm_scaling_factor(acts)
-    return acts
+    "The activations kept for mixing into the next refill, `(n, 1, d_in)` (scaled when normalising; pairs: `(input, target)`)."
+    return self._served(self._storage()[0])
 
 @patch(as_prop=True)
 def dataloader(self:ActivationsStore) -> Iterator[torch.Tensor]:
@@ -618,11 +689,10 @@ def _next_raw_batch(self:ActivationsStore) -> torch.Tensor:
 
 @patch
 def next_batch(self:ActivationsStore) -> torch.Tensor:
-    "The next training batch, `(train_batch_size_tokens, 1, d_in)` (scaled when normalising)."
-    if self.normalize_activations != "expected_average_only_in": return self._next_raw_batch()
-    if self.estimated_norm_scaling_factor is None:   # checked before a batch is consumed
+    "The next training batch, `(train_batch_size_tokens, 1, d_in)` (scaled when normalising; pairs: `(input, target)`)."
+    if self.normalize_activations == "expected_average_only_in" and self.estimated_norm_scaling_factor is None:
         raise ValueError("estimated_norm_scaling_factor is not set, call set_norm_scaling_factor_if_needed() first")
-    return self.apply_norm_scaling_factor(self._next_raw_batch())
+    return self._served(self._next_raw_batch())   # the factor is checked before a batch is consumed
 
 # %% ../nbs/07_activations_store.ipynb #c860f358
 @patch
@@ -635,12 +705,15 @@ def get_norm_scaling_factor(self:ActivationsStore, activations:torch.Tensor) -> 
 def estimate_norm_scaling_factor(self:ActivationsStore,
                                  n_batches_for_norm_estimate:int=int(1e3), # training batches measured (consumed)
                                 ) -> float:
-    "`sqrt(d_in)` over the mean activation norm of the next `n_batches_for_norm_estimate` training batches."
+    "`sqrt(d_in)` over the mean activation norm of the next `n_batches_for_norm_estimate` training batches (pairs: `(input factor, target factor)`)."
     check_positive("n_batches_for_norm_estimate", n_batches_for_norm_estimate)
-    total = torch.zeros((), dtype=torch.float64)
+    sides = [(0, self.d_in)] + ([] if self.hook_name_out is None else [(self.d_in, self.buffer_width)])
+    totals = torch.zeros(len(sides), dtype=torch.float64)
     for _ in tqdm(range(n_batches_for_norm_estimate), desc="Estimating norm scaling factor", leave=False, delay=2):
-        total += self._next_raw_batch().float().norm(dim=-1).mean().double().cpu()
-    return (self.d_in ** 0.5) / (total.item() / n_batches_for_norm_estimate)
+        batch = self._next_raw_batch().float()
+        totals += torch.stack([batch[..., a:b].norm(dim=-1).mean() for a, b in sides]).double().cpu()
+    factors = [((b - a) ** 0.5) / (total / n_batches_for_norm_estimate) for (a, b), total in zip(sides, totals.tolist())]
+    return factors[0] if len(factors) == 1 else tuple(factors)
 
 @patch
 def set_norm_scaling_factor_if_needed(self:ActivationsStore,
@@ -648,21 +721,31 @@ def set_norm_scaling_factor_if_needed(self:ActivationsStore,
                                      ):
     "Estimate `estimated_norm_scaling_factor` when normalising with `expected_average_only_in` and it is not set yet."
     if self.normalize_activations == "expected_average_only_in" and self.estimated_norm_scaling_factor is None:
-        self.estimated_norm_scaling_factor = self.estimate_norm_scaling_factor(n_batches_for_norm_estimate)
+        factor = self.estimate_norm_scaling_factor(n_batches_for_norm_estimate)
+        if self.hook_name_out is None: self.estimated_norm_scaling_factor = factor
+        else: self.estimated_norm_scaling_factor, self.estimated_norm_scaling_factor_out = factor
 
 @patch
-def apply_norm_scaling_factor(self:ActivationsStore, activations:torch.Tensor) -> torch.Tensor:
+@patch
+def _norm_factor(self:ActivationsStore, target:bool) -> float:
+    name = "estimated_norm_scaling_factor_out" if target else "estimated_norm_scaling_factor"
+    if getattr(self, name, None) is None:
+        raise ValueError(f"{name} is not set, call set_norm_scaling_factor_if_needed() first")
+    return getattr(self, name)
+
+@patch
+def apply_norm_scaling_factor(self:ActivationsStore, activations:torch.Tensor,
+                              target:bool=False, # scale as a transcoder's target (`estimated_norm_scaling_factor_out`)
+                             ) -> torch.Tensor:
     "`activations` times the estimated norm scaling factor."
-    if self.estimated_norm_scaling_factor is None:
-        raise ValueError("estimated_norm_scaling_factor is not set, call set_norm_scaling_factor_if_needed() first")
-    return activations * self.estimated_norm_scaling_factor
+    return activations * self._norm_factor(target)
 
 @patch
-def unscale(self:ActivationsStore, activations:torch.Tensor) -> torch.Tensor:
+def unscale(self:ActivationsStore, activations:torch.Tensor,
+            target:bool=False, # undo the target's factor (`estimated_norm_scaling_factor_out`)
+           ) -> torch.Tensor:
     "`activations` divided by the estimated norm scaling factor (undoes `apply_norm_scaling_factor`)."
-    if self.estimated_norm_scaling_factor is None:
-        raise ValueError("estimated_norm_scaling_factor is not set, call set_norm_scaling_factor_if_needed() first")
-    return activations / self.estimated_norm_scaling_factor
+    return activations / self._norm_factor(target)
 
 # %% ../nbs/07_activations_store.ipynb #6b7467a5
 @patch
@@ -674,6 +757,8 @@ def state_dict(self:ActivationsStore) -> dict[str, torch.Tensor]:
         if self._storage_buffer_tokens is not None: state["storage_buffer_tokens"] = self._storage_buffer_tokens
     if self.estimated_norm_scaling_factor is not None:
         state["estimated_norm_scaling_factor"] = torch.tensor(float(self.estimated_norm_scaling_factor), dtype=torch.float64)
+    if getattr(self, "estimated_norm_scaling_factor_out", None) is not None:
+        state["estimated_norm_scaling_factor_out"] = torch.tensor(float(self.estimated_norm_scaling_factor_out), dtype=torch.float64)
     if isinstance(self._dataloader, _ServedBatches) and self._dataloader.remaining.shape[0]:
         state["served_activations"] = self._dataloader.remaining
     if self.cached_activation_dataset is not None:
@@ -692,13 +777,16 @@ def load_state_dict(self:ActivationsStore, state_dict:dict[str, torch.Tensor]):
     "Restore a `state_dict()`: storage buffer, norm scaling factor and position in the dataset."
     n = int(state_dict["n_dataset_processed"])
     acts = state_dict.get("storage_buffer_activations")
-    if acts is not None and tuple(acts.shape[1:]) != (1, self.d_in):
-        raise ValueError(f"storage_buffer_activations has shape {tuple(acts.shape)}, expected (n, 1, {self.d_in}) for d_in={self.d_in}")
+    if acts is not None and tuple(acts.shape[1:]) != (1, self.buffer_width):
+        what = f"d_in={self.d_in}" + ("" if self.hook_name_out is None else f" + d_out={self.d_out}")
+        raise ValueError(f"storage_buffer_activations has shape {tuple(acts.shape)}, expected (n, 1, {self.buffer_width}) for {what}")
     self._storage_buffer = None if acts is None else acts.to(self.device, self.dtype)
     toks = state_dict.get("storage_buffer_tokens")
     self._storage_buffer_tokens = None if toks is None or acts is None else toks.to(self.device, torch.long)
     factor = state_dict.get("estimated_norm_scaling_factor")
     self.estimated_norm_scaling_factor = None if factor is None else float(factor)
+    factor_out = state_dict.get("estimated_norm_scaling_factor_out")
+    self.estimated_norm_scaling_factor_out = None if factor_out is None else float(factor_out)
     served = state_dict.get("served_activations")
     self._dataloader = None if served is None else _ServedBatches(served.to(self.device, self.dtype), self.train_batch_size_tokens)
     self.n_dataset_processed = n

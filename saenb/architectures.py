@@ -16,6 +16,7 @@ from .sae import (SAE, SAEConfig, StandardArchitecture, JumpReLUArchitecture, To
                        clean_reconstruction_error, Architecture, ARCHITECTURES)
 from fastcore.basics import patch
 from .training_sae import (TrainingSAE, TrainingSAEConfig, TrainingArchitecture, TrainingStandardArchitecture, TrainingTopKArchitecture,
+                                TrainingJumpReLUArchitecture,
                                 register_training_architecture)
 from .hooked_sae_transformer import set_deep_attr
 
@@ -26,7 +27,8 @@ __all__ = ['TRANSCODER_FIELDS', 'architectures_table', 'batch_topk', 'BatchTopKA
            'MatchingPursuitArchitecture', 'TrainingMatchingPursuitArchitecture', 'TranscoderConfig',
            'TrainingTranscoderConfig', 'TranscoderArchitecture', 'SkipTranscoderArchitecture',
            'JumpReLUTranscoderArchitecture', 'JumpReLUSkipTranscoderArchitecture', 'TrainingTranscoderArchitecture',
-           'TrainingSkipTranscoderArchitecture', 'TranscoderSplice', 'add_transcoder', 'remove_transcoder',
+           'TrainingSkipTranscoderArchitecture', 'TrainingJumpReLUTranscoderArchitecture',
+           'TrainingJumpReLUSkipTranscoderArchitecture', 'TranscoderSplice', 'add_transcoder', 'remove_transcoder',
            'spliced_transcoders']
 
 # %% ../nbs/04b_architectures.ipynb #279513b4
@@ -387,6 +389,19 @@ class TrainingSkipTranscoderArchitecture(TrainingTranscoderArchitecture, SkipTra
     config_class = TrainingTranscoderConfig
     uses_sparse_code = False # its decoder also reads the input (the skip term)
 
+@register_training_architecture("jumprelu_transcoder")
+class TrainingJumpReLUTranscoderArchitecture(TrainingJumpReLUArchitecture, JumpReLUTranscoderArchitecture):
+    "JumpReLU transcoder training: JumpReLU's threshold and L0 penalty, MSE against the target hook's activations."
+    config_class = TrainingTranscoderConfig
+    needs_target = True
+
+@register_training_architecture("jumprelu_skip_transcoder")
+class TrainingJumpReLUSkipTranscoderArchitecture(TrainingJumpReLUArchitecture, JumpReLUSkipTranscoderArchitecture):
+    "JumpReLU skip transcoder training: as the JumpReLU transcoder, with the skip connection trained too."
+    config_class = TrainingTranscoderConfig
+    needs_target = True
+    uses_sparse_code = False # its decoder also reads the input (the skip term)
+
 # %% ../nbs/04b_architectures.ipynb #e154a708
 class TranscoderSplice(HookPoint):
     "Stands in for the hook point at `hook_name_out`: returns the transcoder's prediction from the last `hook_name` value."
@@ -469,3 +484,15 @@ def spliced_transcoders(model, # a TransformerLens model
         yield model
     finally:
         for tc in reversed(added): remove_transcoder(model, tc)
+
+# %% ../nbs/04b_architectures.ipynb #520dea8e
+@patch
+def fold_activation_norm_scaling_factor(self:TranscoderArchitecture, sae:SAE,
+                                        scale:float|tuple[float, float], # `(s_in, s_out)`, or one factor for both sides
+                                       ):
+    "Absorb the input scaling `x -> s_in x` and the target scaling `y -> s_out y` into the weights."
+    s_in, s_out = scale if isinstance(scale, (tuple, list)) else (scale, scale)
+    sae.W_enc.data *= s_in
+    sae.W_dec.data /= s_out
+    sae.b_dec.data /= s_out
+    if "W_skip" in sae._parameters: sae.W_skip.data *= s_in / s_out

@@ -30,14 +30,17 @@ def cache_features(hook_name:str, # the hook whose activations are cached; names
                    context_size:int, # positions per row, after `seqpos_slice`
                    d_in:int, # width of the activations
                    dtype:str|torch.dtype="float32", # dtype of the stored activations
+                   hook_name_out:str|None=None, # a transcoder's target hook, cached too (its own column)
+                   d_out:int|None=None, # width of `hook_name_out`'s activations
                   ) -> Features:
-    "The columns of an activation cache: `hook_name` as `Array2D((context_size, d_in))` and `token_ids` as int32."
+    "The columns of an activation cache: `hook_name` (and `hook_name_out`) as `Array2D((context_size, width))` and `token_ids` as int32."
     name = dtype_to_str(dtype)
     if name not in CACHE_DTYPES:
         raise ValueError(f"dtype={name!r} cannot be stored in an activation cache (Arrow has no such type); "
                          f"use one of: {', '.join(CACHE_DTYPES)}")
-    return Features({hook_name: Array2D(shape=(context_size, d_in), dtype=name),
-                     "token_ids": Sequence(Value(dtype="int32"), length=context_size)})
+    columns = {hook_name: Array2D(shape=(context_size, d_in), dtype=name)}
+    if hook_name_out is not None: columns[hook_name_out] = Array2D(shape=(context_size, d_out), dtype=name)
+    return Features({**columns, "token_ids": Sequence(Value(dtype="int32"), length=context_size)})
 
 # %% ../nbs/12_cache_activations.ipynb #defb128a
 def _read_json(path:Path) -> dict: return json.loads(Path(path).read_text())
@@ -90,7 +93,7 @@ class CacheActivationsRunner:
                 ):
         self.cfg = cfg
         self.context_size = cfg.sliced_context_size     # positions per cached row
-        self.features = cache_features(cfg.hook_name, self.context_size, cfg.d_in, cfg.dtype)
+        self.features = cache_features(cfg.hook_name, self.context_size, cfg.d_in, cfg.dtype, cfg.hook_name_out, cfg.d_out)
         if cfg.hf_repo_id is not None and (not isinstance(cfg.hf_repo_id, str) or cfg.hf_repo_id.count("/") != 1):
             raise ValueError(f"hf_repo_id={cfg.hf_repo_id!r} must be a Hub dataset repo id 'org/name' (or None)")
         self.n_seq_in_cache = math.ceil(cfg.training_tokens / self.context_size)
@@ -110,7 +113,8 @@ class CacheActivationsRunner:
             store_batch_size_prompts=cfg.model_batch_size, train_batch_size_tokens=-1, prepend_bos=cfg.prepend_bos,
             normalize_activations="none", device="cpu", dtype=cfg.dtype, cached_activations_path=None,
             model_kwargs=cfg.model_kwargs, autocast_lm=cfg.autocast_lm,
-            dataset_trust_remote_code=cfg.dataset_trust_remote_code, seqpos_slice=cfg.seqpos_slice)
+            dataset_trust_remote_code=cfg.dataset_trust_remote_code, seqpos_slice=cfg.seqpos_slice,
+            hook_name_out=cfg.hook_name_out, hook_layer_out=cfg.hook_layer_out, d_out=cfg.d_out)
         if self.world_size > 1: self.activations_store.shard_dataset(self.world_size, self.rank)
 
 # %% ../nbs/12_cache_activations.ipynb #05932c7e
@@ -146,13 +150,14 @@ def _quiet_datasets():
 
 @patch
 def _create_shard(self:CacheActivationsRunner,
-                  buffer:tuple[torch.Tensor, torch.Tensor], # activations (n, 1, d_in) and token ids (n,), unshuffled
+                  buffer:tuple, # activations (n, 1, d_in) (a transcoder's: (input, target)) and token ids (n,), unshuffled
                  ) -> Dataset:
     "One buffer as a dataset of contexts with the cache's features."
     acts, toks = buffer
-    n_seq = acts.shape[0] // self.context_size
-    columns = {self.cfg.hook_name: acts.reshape(n_seq, self.context_size, self.cfg.d_in).cpu().numpy(),
-               "token_ids": toks.reshape(n_seq, self.context_size).to(torch.int32).cpu().numpy()}
+    n_seq = toks.shape[0] // self.context_size
+    sides = [(self.cfg.hook_name, acts)] if self.cfg.hook_name_out is None else list(zip((self.cfg.hook_name, self.cfg.hook_name_out), acts))
+    columns = {name: a.reshape(n_seq, self.context_size, -1).cpu().numpy() for name, a in sides}
+    columns["token_ids"] = toks.reshape(n_seq, self.context_size).to(torch.int32).cpu().numpy()
     return Dataset.from_dict(columns, features=self.features)
 
 @patch
@@ -200,9 +205,10 @@ def _write_shards(self:CacheActivationsRunner, shards_dir:Path):
     prefix = "shard_" if self.world_size == 1 else f"shard_rank{self.rank:04d}_"
     for i in tqdm(range(self.n_buffers), desc="Caching activations", disable=self.rank != 0):
         n_seq = min(cfg.n_seq_in_buffer, self.n_seq_on_rank - i * cfg.n_seq_in_buffer)
-        acts, toks = store.get_buffer(math.ceil(n_seq / bs), shuffle=False)
+        acts, toks = store.get_buffer(math.ceil(n_seq / bs), shuffle=False)   # a transcoder's: ((input, target), toks)
         n = n_seq * self.context_size
-        self._write_shard((acts[:n], toks[:n]), shards_dir/f"{prefix}{i:05d}")
+        acts = tuple(a[:n] for a in acts) if isinstance(acts, tuple) else acts[:n]
+        self._write_shard((acts, toks[:n]), shards_dir/f"{prefix}{i:05d}")
         del acts, toks
 
 @patch

@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['ACTIVATION_FNS', 'B_DEC_INIT_METHODS', 'NORMALIZE_ACTIVATIONS', 'MSE_LOSS_NORMALIZATIONS', 'LR_SCHEDULERS',
            'FINETUNING_METHODS', 'TRAINER_STATE_FILENAME', 'JUMPRELU_SPARSITY_LOSS_MODES', 'JUMPRELU_THRESHOLD_PARAMS',
-           'TRAINING_OPTION_DEFAULTS', 'OneOf', 'trainable_architectures', 'topk_architectures', 'check_k',
-           'LanguageModelSAERunnerConfig', 'check_training_options', 'CacheActivationsRunnerConfig',
-           'PretokenizeRunnerConfig', 'config_arg_parser', 'parse_config_args', 'config_to_args', 'json_dict',
-           'dict_field']
+           'TRAINING_OPTION_DEFAULTS', 'OneOf', 'trainable_architectures', 'topk_architectures',
+           'transcoder_architectures', 'check_k', 'LanguageModelSAERunnerConfig', 'check_training_options',
+           'CacheActivationsRunnerConfig', 'PretokenizeRunnerConfig', 'config_arg_parser', 'parse_config_args',
+           'config_to_args', 'json_dict', 'dict_field']
 
 # %% ../nbs/02_config.ipynb #89fc8ad6
 import argparse, copy, difflib, json, math, secrets, string, sys, types
@@ -22,7 +22,7 @@ from fastcore.basics import patch
 from fastcore.docments import docments
 from . import __version__
 from .core import (logger, str_to_dtype, dtype_to_str, check_choice, check_positive, save_json, load_json,
-                        check_finite_fields, check_device, check_writable_path)
+                        check_finite_fields, check_device, check_writable_path, hook_block)
 
 # %% ../nbs/02_config.ipynb #5b20e327
 from .core import DTYPE_MAP
@@ -132,6 +132,10 @@ def trainable_architectures(where:Callable|None=None, # keep the families `where
 def topk_architectures() -> list[str]:
     "The trainable architectures whose activation keeps `k` features (`activation_fn` 'topk', with a `k`)."
     return trainable_architectures(lambda family: family.inference.default_activation_fn == "topk")
+
+def transcoder_architectures() -> list[str]:
+    "The trainable architectures that read `hook_name` and predict the activations at `hook_name_out`."
+    return trainable_architectures(lambda family: family.training.needs_target)
 
 ACTIVATION_FNS = ("relu", "tanh-relu", "topk")
 B_DEC_INIT_METHODS = ("geometric_median", "mean", "zeros")
@@ -264,6 +268,11 @@ class LanguageModelSAERunnerConfig:
     sae_lens_version: str = field(default_factory=lambda: __version__) # version of the library that built the config
     sae_lens_training_version: str = field(default_factory=lambda: __version__) # version of the library that trained the SAE
     exclude_special_tokens: bool|list[int] = False # drop activations at special tokens: True for all, or a list of ids
+    # Transcoders (SAELens 6's transcoder fields): the SAE reads hook_name and predicts hook_name_out
+    hook_name_out: str|None = None # transcoder architectures: the hook whose activations are predicted (required for them)
+    hook_layer_out: int|None = None # layer of hook_name_out; read from its "blocks.N." prefix when None
+    hook_head_index_out: int|None = None # not supported (transcoders read and write whole hooks); keep None
+    d_out: int|None = None # transcoder architectures: width of hook_name_out's activations; defaults to d_in
 
     def __post_init__(self):
         if self.resume:
@@ -277,6 +286,7 @@ class LanguageModelSAERunnerConfig:
         _check_fields(self)
         self._check_values()
         self._derive()
+        self._check_transcoder_fields()
         self._check_combinations()
         check_training_options(self)
         if self.verbose: self._log_summary()
@@ -417,6 +427,48 @@ def _log_summary(self:LanguageModelSAERunnerConfig):
     logger.info(f"We will reset the sparsity calculation {self.total_training_steps // self.feature_sampling_window} times.")
     if self.use_ghost_grads: logger.info("Using Ghost Grads.")
 
+# %% ../nbs/02_config.ipynb #bd31fc71
+_TRANSCODER_FIELDS = ("d_out", "hook_name_out", "hook_layer_out", "hook_head_index_out")   # SAELens 6's names
+
+@patch
+def _check_transcoder_fields(self:LanguageModelSAERunnerConfig):
+    "Require, derive and check the output-hook fields of a transcoder; refuse them for the other architectures."
+    if self.architecture not in (transcoders := transcoder_architectures()):
+        for name in _TRANSCODER_FIELDS:
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name}={getattr(self, name)!r} applies to the transcoder architectures only "
+                                 f"({', '.join(transcoders)}); this config has architecture="
+                                 f"{self.architecture!r}: leave {name} unset")
+        return
+    arch = self.architecture
+    if self.hook_name_out is None:
+        raise ValueError(f"hook_name_out=None: architecture={arch!r} predicts the activations of another hook; set "
+                         "hook_name_out, e.g. 'blocks.0.hook_mlp_out' with hook_name='blocks.0.ln2.hook_normalized'")
+    if self.hook_name_out == self.hook_name:
+        raise ValueError(f"hook_name_out={self.hook_name_out!r} is hook_name too: a transcoder predicts another hook "
+                         "(to reconstruct a hook's own activations, train an SAE)")
+    for name in ("hook_head_index", "hook_head_index_out"):
+        if getattr(self, name) is not None:
+            raise ValueError(f"{name}={getattr(self, name)!r}: architecture={arch!r} reads and writes whole hooks; "
+                             f"leave {name}=None")
+    for name in ("hook_name", "hook_name_out"):
+        if getattr(self, name).endswith("_z"):
+            raise ValueError(f"{name}={getattr(self, name)!r}: transcoders on attention hook_z activations are not "
+                             "supported (heads would need reshaping on both sides)")
+    if self.normalize_activations in ("constant_norm_rescale", "layer_norm"):
+        raise ValueError(f"normalize_activations={self.normalize_activations!r} with architecture={arch!r}: run-time "
+                         "normalisation undoes the input's statistics on the output, which a transcoder takes from "
+                         "another hook; use 'none' or 'expected_average_only_in'")
+    if self.d_out is None: self.d_out = self.d_in
+    check_positive("d_out", self.d_out)
+    if self.hook_layer_out is None:
+        self.hook_layer_out = hook_block(self.hook_name_out)
+        if self.hook_layer_out is None: self.hook_layer_out = self.hook_layer
+    check_positive("hook_layer_out", self.hook_layer_out, allow_zero=True)
+    if self.init_encoder_as_decoder_transpose and self.d_in != self.d_out:
+        raise ValueError(f"init_encoder_as_decoder_transpose=True needs d_in == d_out; got d_in={self.d_in}, d_out={self.d_out}")
+    self.apply_b_dec_to_input = False   # the default True cannot apply: b_dec lives in the output space
+
 # %% ../nbs/02_config.ipynb #f20df7a7
 JUMPRELU_SPARSITY_LOSS_MODES = ("step", "tanh")
 JUMPRELU_THRESHOLD_PARAMS = ("log_threshold", "threshold")
@@ -463,7 +515,7 @@ def tokens_per_buffer(self:LanguageModelSAERunnerConfig) -> int:
 # %% ../nbs/02_config.ipynb #f4d21e22
 @patch
 def get_base_sae_cfg_dict(self:LanguageModelSAERunnerConfig) -> dict[str, Any]:
-    "The `SAEConfig` fields of this run, with SAELens 5.6's keys."
+    "The `SAEConfig` fields of this run, with SAELens 5.6's keys (a transcoder's add SAELens 6's `hook_name_out`, ...)."
     return {
         "architecture": self.architecture, "d_in": self.d_in, "d_sae": self.d_sae, "dtype": self.dtype,
         "device": self.device, "model_name": self.model_name, "hook_name": self.hook_name,
@@ -475,6 +527,7 @@ def get_base_sae_cfg_dict(self:LanguageModelSAERunnerConfig) -> dict[str, Any]:
         "sae_lens_training_version": self.sae_lens_training_version,
         "normalize_activations": self.normalize_activations, "activation_fn_kwargs": self.activation_fn_kwargs,
         "model_from_pretrained_kwargs": self.model_from_pretrained_kwargs, "seqpos_slice": self.seqpos_slice,
+        **({k: getattr(self, k) for k in _TRANSCODER_FIELDS} if self.architecture in transcoder_architectures() else {}),
     }
 
 @patch
@@ -543,6 +596,22 @@ def _known_fields(cls, d:dict, derived=()) -> dict:
     return kwargs
 
 # %% ../nbs/02_config.ipynb #fdcdafe7
+def _derive_target_hook(cfg):
+    "A cache config's transcoder target hook: `d_out` and `hook_layer_out` derived, and refused without `hook_name_out`."
+    if cfg.hook_name_out is None:
+        for name in ("hook_layer_out", "d_out"):
+            if getattr(cfg, name) is not None:
+                raise ValueError(f"{name}={getattr(cfg, name)!r} is given but hook_name_out=None: set hook_name_out too")
+        return
+    if cfg.hook_name_out == cfg.hook_name:
+        raise ValueError(f"hook_name_out={cfg.hook_name_out!r} is hook_name too: the target must come from another hook")
+    if cfg.d_out is None: cfg.d_out = cfg.d_in
+    check_positive("d_out", cfg.d_out)
+    if cfg.hook_layer_out is None:
+        m = re.match(r"blocks\.(\d+)\.", cfg.hook_name_out)
+        cfg.hook_layer_out = int(m.group(1)) if m else cfg.hook_layer
+    check_positive("hook_layer_out", cfg.hook_layer_out, allow_zero=True)
+
 @dataclass
 class CacheActivationsRunnerConfig:
     "Configuration for creating and caching activations of a language model (SAELens 5.6 fields and defaults)."
@@ -574,6 +643,9 @@ class CacheActivationsRunnerConfig:
     streaming: bool = True # stream the dataset
     autocast_lm: bool = False # autocast the model
     dataset_trust_remote_code: bool|None = None # trust remote code when loading the dataset
+    hook_name_out: str|None = None # also cache this hook, as a transcoder's target (beyond SAELens 5.6)
+    hook_layer_out: int|None = None # layer of hook_name_out; read from its "blocks.N." prefix when None
+    d_out: int|None = None # width of hook_name_out's activations; d_in when None
 
     def __post_init__(self):
         if isinstance(self.dtype, torch.dtype): self.dtype = dtype_to_str(self.dtype)
@@ -581,6 +653,7 @@ class CacheActivationsRunnerConfig:
         _check_fields(self)
         check_finite_fields(self)
         str_to_dtype(self.dtype, "dtype")
+        _derive_target_hook(self)
         for name in ("model_batch_size", "d_in", "training_tokens", "buffer_size_gb"): check_positive(name, getattr(self, name))
         check_positive("hook_layer", self.hook_layer, allow_zero=True)
         if self.hf_num_shards is not None: check_positive("hf_num_shards", self.hf_num_shards)
@@ -615,8 +688,8 @@ def sliced_context_size(self:CacheActivationsRunnerConfig) -> int:
 
 @patch(as_prop=True)
 def bytes_per_token(self:CacheActivationsRunnerConfig) -> int:
-    "Bytes of one token's activation: `d_in * itemsize`."
-    return self.d_in * str_to_dtype(self.dtype).itemsize
+    "Bytes of one token's activation: `d_in * itemsize` (with a transcoder's target: `(d_in + d_out) * itemsize`)."
+    return (self.d_in + (self.d_out or 0)) * str_to_dtype(self.dtype).itemsize
 
 @patch(as_prop=True)
 def n_tokens_in_batch(self:CacheActivationsRunnerConfig) -> int:

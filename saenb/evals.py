@@ -111,8 +111,12 @@ def _eval_mode(sae:SAE):
         if hasattr(sae, "hook_z_reshaping_mode"): sae.hook_z_reshaping_mode, sae.d_head = reshaping, d_head
 
 # %% ../nbs/09_evals.ipynb #7a9018cc
+def _is_transcoder(sae:SAE) -> bool:
+    "Whether `sae` predicts another hook (`cfg.hook_name_out`) instead of reconstructing its own."
+    return getattr(sae.cfg, "hook_name_out", None) is not None
+
 def _encode_decode(sae:SAE, x:torch.Tensor, activation_store) -> tuple[torch.Tensor, torch.Tensor]:
-    "`(feature_acts, reconstruction)` for hook-space input `x`; the reconstruction is in hook space, `x`'s dtype and device."
+    "`(feature_acts, reconstruction)` for hook-space input `x`; the reconstruction (a transcoder's: its prediction) is in hook space, `x`'s dtype and device."
     scaled = getattr(activation_store, "normalize_activations", "none") == "expected_average_only_in"
     if scaled and getattr(activation_store, "estimated_norm_scaling_factor", None) is None:
         raise ValueError("activation_store.normalize_activations='expected_average_only_in' but its "
@@ -121,26 +125,34 @@ def _encode_decode(sae:SAE, x:torch.Tensor, activation_store) -> tuple[torch.Ten
     x_in = activation_store.apply_norm_scaling_factor(x) if scaled else x
     feature_acts = sae.encode(x_in.to(sae.device))
     x_hat = sae.decode(feature_acts)
-    if scaled: x_hat = activation_store.unscale(x_hat)
+    if scaled: x_hat = activation_store.unscale(x_hat, target=True) if _is_transcoder(sae) else activation_store.unscale(x_hat)
     return feature_acts, x_hat.to(device=x.device, dtype=x.dtype)
 
 # %% ../nbs/09_evals.ipynb #3c1147a9
-def _stop_at_layer(sae:SAE) -> int|None:
-    "The smallest `stop_at_layer` that still runs the SAE's hook (None: the whole model)."
-    name, block = sae.cfg.hook_name, hook_block(sae.cfg.hook_name)
-    if block is not None: return block + 1
+def _stop_after(name:str, layer:int) -> int|None:
+    "The smallest `stop_at_layer` that still runs hook `name` (of block `layer`); None: the whole model."
+    if (block := hook_block(name)) is not None: return block + 1
     if name in ("hook_embed", "hook_pos_embed", "hook_tokens"): return 0
     if name.startswith(("ln_final", "unembed")): return None
-    return sae.cfg.hook_layer + 1
+    return layer + 1
 
-def _hook_activations(sae:SAE, model, tokens:torch.Tensor, model_kwargs:Mapping[str, Any]) -> torch.Tensor:
-    "The activations at the SAE's hook for `tokens`, running the model only as far as needed."
-    name = sae.cfg.hook_name
-    _, cache = model.run_with_cache(tokens, names_filter=[name], stop_at_layer=_stop_at_layer(sae), **model_kwargs)
-    if name not in cache:
-        raise ValueError(f"hook_name={name!r} did not run in the model (hook_layer={sae.cfg.hook_layer}); "
-                         "check the SAE's hook_name and hook_layer")
-    return cache[name]
+def _stop_at_layer(sae:SAE) -> int|None:
+    "The `stop_at_layer` that still runs the SAE's hook (a transcoder's: both its hooks)."
+    cfg = sae.cfg
+    stops = [_stop_after(cfg.hook_name, cfg.hook_layer)]
+    if _is_transcoder(sae): stops.append(_stop_after(cfg.hook_name_out, cfg.hook_layer_out))
+    return None if None in stops else max(stops)
+
+def _hook_activations(sae:SAE, model, tokens:torch.Tensor, model_kwargs:Mapping[str, Any]) -> torch.Tensor|tuple[torch.Tensor, torch.Tensor]:
+    "The activations at the SAE's hook for `tokens`, running the model only as far as needed; a transcoder's: `(input, target)`."
+    fields = ("hook_name", "hook_name_out") if _is_transcoder(sae) else ("hook_name",)
+    names = [getattr(sae.cfg, f) for f in fields]
+    _, cache = model.run_with_cache(tokens, names_filter=names, stop_at_layer=_stop_at_layer(sae), **model_kwargs)
+    for field, name in zip(fields, names):
+        if name not in cache:
+            raise ValueError(f"{field}={name!r} did not run in the model (hook_layer={sae.cfg.hook_layer}); "
+                             f"check the SAE's {field} and hook_layer")
+    return cache[names[0]] if len(names) == 1 else (cache[names[0]], cache[names[1]])
 
 # %% ../nbs/09_evals.ipynb #1b4ae5a3
 class SparsityVarianceAccumulator:
@@ -244,7 +256,13 @@ def get_sparsity_and_variance_metrics(sae:SAE, # the SAE under evaluation
     with _eval_mode(sae):
         for _ in tqdm(range(n_batches), desc="Sparsity and Variance Batches", disable=not verbose):
             tokens = activation_store.get_batch_tokens(eval_batch_size_prompts)
-            x = _sae_view(sae, _hook_activations(sae, model, tokens, model_kwargs))
+            acts = _hook_activations(sae, model, tokens, model_kwargs)
+            if _is_transcoder(sae):   # its prediction is measured against the target hook's activations
+                (x, target), reshape = acts, lambda t: t.flatten(2) if t.ndim == 4 else t
+                feature_acts, prediction = _encode_decode(sae, reshape(x), activation_store)
+                acc.update(reshape(target), prediction.to(target.dtype), feature_acts, _keep_mask(tokens, ignore_tokens))
+                continue
+            x = _sae_view(sae, acts)
             feature_acts, x_hat = _encode_decode(sae, x, activation_store)
             acc.update(x, x_hat, feature_acts, _keep_mask(tokens, ignore_tokens))
     metrics, feature_metrics = acc.compute()
@@ -258,6 +276,17 @@ def _kl_per_token(clean_logits:torch.Tensor, new_logits:torch.Tensor) -> torch.T
     return (log_p.exp() * (log_p - log_q)).sum(-1)
 
 # %% ../nbs/09_evals.ipynb #aaf1f4c8
+def _transcoder_hooks(sae:SAE, keep:torch.Tensor, activation_store) -> tuple[list, list]:
+    "Hooks that splice a transcoder's prediction in at `hook_name_out` (from `hook_name` in the same pass), and that ablate it."
+    kept = {}
+    def keep_input(acts, hook): kept["x"] = acts
+    def splice(acts, hook):
+        x = kept.pop("x")
+        _, prediction = _encode_decode(sae, x.flatten(2) if x.ndim == 4 else x, activation_store)
+        return torch.where(keep.to(acts.device), prediction.to(acts.dtype).view_as(acts), acts)
+    def ablate(acts, hook): return torch.where(keep.to(acts.device), torch.zeros_like(acts), acts)
+    return [(sae.cfg.hook_name, keep_input), (sae.cfg.hook_name_out, splice)], [(sae.cfg.hook_name_out, ablate)]
+
 @torch.no_grad()
 def get_recons_loss(sae:SAE, # the SAE under evaluation
                     model, # the model it reads
@@ -267,7 +296,7 @@ def get_recons_loss(sae:SAE, # the SAE under evaluation
                     ignore_tokens:set[int|None]=set(), # token ids whose positions keep their clean activations
                     model_kwargs:Mapping[str, Any]={}, # extra keyword arguments for the model
                    ) -> dict[str, torch.Tensor]:
-    "Per-token downstream metrics of one batch: KL `(batch, pos)`, CE `(batch, pos - 1)`, ignored positions included."
+    "Per-token downstream metrics of one batch: KL `(batch, pos)`, CE `(batch, pos - 1)`, ignored positions included (a transcoder: spliced in at `hook_name_out`)."
     keep = _keep_mask(batch_tokens, ignore_tokens)[..., None]
 
     def splice(acts, hook):
@@ -279,11 +308,13 @@ def get_recons_loss(sae:SAE, # the SAE under evaluation
         x = _sae_view(sae, acts)
         return _write_view(sae, acts, torch.where(keep.to(x.device), torch.zeros_like(x), x))
 
+    sae_hooks, abl_hooks = [(sae.cfg.hook_name, splice)], [(sae.cfg.hook_name, ablate)]
+    if _is_transcoder(sae): sae_hooks, abl_hooks = _transcoder_hooks(sae, keep, activation_store)
     run = dict(return_type="both", loss_per_token=True, **model_kwargs)
     with _eval_mode(sae):
         clean_logits, clean_ce = model(batch_tokens, **run)
-        sae_logits, sae_ce = model.run_with_hooks(batch_tokens, fwd_hooks=[(sae.cfg.hook_name, splice)], **run)
-        abl_logits, abl_ce = model.run_with_hooks(batch_tokens, fwd_hooks=[(sae.cfg.hook_name, ablate)], **run)
+        sae_logits, sae_ce = model.run_with_hooks(batch_tokens, fwd_hooks=sae_hooks, **run)
+        abl_logits, abl_ce = model.run_with_hooks(batch_tokens, fwd_hooks=abl_hooks, **run)
     metrics = {}
     if compute_kl:
         metrics["kl_div_with_sae"] = _kl_per_token(clean_logits, sae_logits)

@@ -208,7 +208,7 @@ def _reset_running_sparsity_stats(self:SAETrainer):
 
 # %% ../nbs/10_trainer.ipynb #a8f860b3
 @patch
-def _train_step(self:SAETrainer, sae:TrainingSAE, sae_in:torch.Tensor) -> TrainStepOutput:
+def _train_step(self:SAETrainer, sae:TrainingSAE, sae_in:torch.Tensor, target:torch.Tensor|None=None) -> TrainStepOutput:
     cfg = self.cfg
     sae.train()
     if cfg.normalize_sae_decoder: sae.set_decoder_norm_to_unit_norm()
@@ -217,7 +217,8 @@ def _train_step(self:SAETrainer, sae:TrainingSAE, sae_in:torch.Tensor) -> TrainS
         self._reset_running_sparsity_stats()
     with self.autocast_if_enabled():
         out = sae.training_forward_pass(sae_in=sae_in, current_l1_coefficient=self.current_l1_coefficient,
-                                        dead_neuron_mask=self.dead_neurons)
+                                        dead_neuron_mask=self.dead_neurons, **({} if target is None else {"target": target}))
+    out.target = target   # a transcoder's batch metrics compare its output with the target
     if self.world_size == 1: self._stop_if_loss_not_finite(out.loss)   # data-parallel: checked in _sync_gradients
     self._update_feature_stats(out)
     out.loss.backward()
@@ -270,6 +271,10 @@ def _sync_gradients(self:SAETrainer, loss:torch.Tensor):
 # %% ../nbs/10_trainer.ipynb #ff191f8b
 def _item(x): return x.item() if isinstance(x, torch.Tensor) else x
 
+def _reference(out:TrainStepOutput) -> torch.Tensor:
+    "What the step's output is compared with: its input, or a transcoder's target."
+    return out.sae_in if getattr(out, "target", None) is None else out.target
+
 @torch.no_grad()
 def batch_metrics(sae_in:torch.Tensor, sae_out:torch.Tensor, feature_acts:torch.Tensor) -> dict[str, float]:
     "Explained variance, its per-token spread, and L0 of one batch."
@@ -289,7 +294,7 @@ def _wandb_log(self:SAETrainer, log_dict:dict):
 @torch.no_grad()
 def _build_train_step_log_dict(self:SAETrainer, output:TrainStepOutput, n_training_tokens:int) -> dict[str, Any]:
     log = {"losses/overall_loss": output.loss.item(),
-           **batch_metrics(output.sae_in, output.sae_out, output.feature_acts),
+           **batch_metrics(_reference(output), output.sae_out, output.feature_acts),
            "sparsity/mean_passes_since_fired": self.n_forward_passes_since_fired.mean().item(),
            "sparsity/dead_features": self.dead_neurons.sum().item(),
            "details/current_learning_rate": self.optimizer.param_groups[0]["lr"],
@@ -356,16 +361,17 @@ def _log_step(self:SAETrainer, out:TrainStepOutput):
 def _update_pbar(self:SAETrainer, out:TrainStepOutput, pbar, update_interval:int=20):
     pbar.update(self.cfg.train_batch_size_tokens)
     if self.n_training_steps % update_interval: return
-    m = batch_metrics(out.sae_in, out.sae_out, out.feature_acts)
+    m = batch_metrics(_reference(out), out.sae_out, out.feature_acts)
     pbar.set_postfix_str(" | ".join([f"{k}: {_item(v):.4g}" for k, v in out.losses.items()] +
                                     [f"L0: {m['metrics/l0']:.1f}", f"EV: {m['metrics/explained_variance']:.3f}"]))
 
 @patch
 def train_on_batch(self:SAETrainer,
                    sae_in:torch.Tensor, # one training batch, `(train_batch_size_tokens, d_in)` on the SAE's device
+                   target:torch.Tensor|None=None, # a transcoder's targets for `sae_in`, `(train_batch_size_tokens, d_out)`
                   ) -> TrainStepOutput:
     "One whole training step on `sae_in`: train, count, log, switch to fine-tuning, checkpoint, advance the bar."
-    out = self._train_step(sae=self.sae, sae_in=sae_in)
+    out = self._train_step(sae=self.sae, sae_in=sae_in, **({} if target is None else {"target": target}))
     self.n_training_tokens += self.cfg.train_batch_size_tokens   # counted once trained: checkpoints name what they hold
     if self.cfg.log_to_wandb and self.rank == 0: self._log_step(out)
     self.n_training_steps += 1
@@ -385,16 +391,21 @@ def _start_training(self:SAETrainer):
                                                  desc="Training SAE", unit="tok", unit_scale=True)
     store.set_norm_scaling_factor_if_needed()
     if self.world_size > 1 and store.estimated_norm_scaling_factor is not None:
-        factor = torch.tensor([float(store.estimated_norm_scaling_factor)], dtype=torch.float64)
-        dist.all_reduce(factor)
-        store.estimated_norm_scaling_factor = factor.item() / self.world_size
+        names = [n for n in ("estimated_norm_scaling_factor", "estimated_norm_scaling_factor_out")
+                 if getattr(store, n, None) is not None]   # a transcoder's store has a target factor too
+        factors = torch.tensor([float(getattr(store, n)) for n in names], dtype=torch.float64)
+        dist.all_reduce(factors)
+        for n, f in zip(names, factors.tolist()): setattr(store, n, f / self.world_size)
 
 @patch
 def _finish_training(self:SAETrainer) -> TrainingSAE:
     "After the last step: fold the norm scaling factor into the SAE and save the final checkpoint."
     store = self.activations_store
     if store.estimated_norm_scaling_factor is not None:
-        self.sae.fold_activation_norm_scaling_factor(store.estimated_norm_scaling_factor)
+        factor = store.estimated_norm_scaling_factor
+        if getattr(store, "estimated_norm_scaling_factor_out", None) is not None:   # a transcoder: (input, target) factors
+            factor, store.estimated_norm_scaling_factor_out = (factor, store.estimated_norm_scaling_factor_out), None
+        self.sae.fold_activation_norm_scaling_factor(factor)
         store.estimated_norm_scaling_factor = None
     self.save_checkpoint(trainer=self, checkpoint_name=f"final_{self.n_training_tokens}", wandb_aliases=["final_model"])
     if self.pbar is not None: self.pbar.close()
@@ -408,7 +419,9 @@ def fit(self:SAETrainer) -> TrainingSAE:
     with folder_lock(self.cfg.checkpoint_path) if self.rank == 0 else contextlib.nullcontext():
         self._start_training()
         while self.n_training_tokens < self.cfg.total_training_tokens:
-            self.train_on_batch(self.activations_store.next_batch()[:, 0].to(self.sae.device))
+            batch = self.activations_store.next_batch()   # a transcoder's store serves (input, target) pairs
+            if isinstance(batch, tuple): self.train_on_batch(*(t[:, 0].to(self.sae.device) for t in batch))
+            else: self.train_on_batch(batch[:, 0].to(self.sae.device))
         return self._finish_training()
 
 # %% ../nbs/10_trainer.ipynb #61fe4137

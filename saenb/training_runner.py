@@ -103,14 +103,16 @@ def _init_sae_group_b_decs(self:SAETrainingRunner):
     method = self.cfg.b_dec_init_method
     if method == "zeros": return
     self.activations_store.set_norm_scaling_factor_if_needed()
-    acts = self.activations_store.storage_buffer.detach()[:, 0, :]
+    acts = self.activations_store.storage_buffer
+    acts = (acts[1] if isinstance(acts, tuple) else acts).detach()[:, 0, :]   # a transcoder's b_dec lives with its targets
     if method == "geometric_median":
         self.sae.initialize_b_dec_with_precalculated(compute_geometric_median(acts, maxiter=100).median)
     else: self.sae.initialize_b_dec_with_mean(acts)
 
 # %% ../nbs/11_training_runner.ipynb #1b8a01ee
 _RESUME_FIELDS = ("architecture", "d_in", "d_sae", "hook_name", "hook_layer", "hook_head_index", "context_size",
-                  "train_batch_size_tokens", "store_batch_size_prompts", "n_batches_in_buffer", "normalize_activations")
+                  "train_batch_size_tokens", "store_batch_size_prompts", "n_batches_in_buffer", "normalize_activations",
+                  "hook_name_out", "d_out")
 
 def check_resumable(cfg:LanguageModelSAERunnerConfig, # a config whose `resume_from_checkpoint` is set
                    ):
