@@ -430,6 +430,22 @@ def _log_summary(self:LanguageModelSAERunnerConfig):
 # %% ../nbs/02_config.ipynb #bd31fc71
 _TRANSCODER_FIELDS = ("d_out", "hook_name_out", "hook_layer_out", "hook_head_index_out")   # SAELens 6's names
 
+def _derive_target_hook(cfg):
+    "A transcoder's target hook (runner and cache configs): `d_out` and `hook_layer_out` derived; refused without `hook_name_out`."
+    if cfg.hook_name_out is None:
+        for name in ("hook_layer_out", "d_out"):
+            if getattr(cfg, name) is not None:
+                raise ValueError(f"{name}={getattr(cfg, name)!r} is given but hook_name_out=None: set hook_name_out too")
+        return
+    if cfg.hook_name_out == cfg.hook_name:
+        raise ValueError(f"hook_name_out={cfg.hook_name_out!r} is hook_name too: the target must come from another hook")
+    if cfg.d_out is None: cfg.d_out = cfg.d_in
+    check_positive("d_out", cfg.d_out)
+    if cfg.hook_layer_out is None:
+        cfg.hook_layer_out = hook_block(cfg.hook_name_out)
+        if cfg.hook_layer_out is None: cfg.hook_layer_out = cfg.hook_layer
+    check_positive("hook_layer_out", cfg.hook_layer_out, allow_zero=True)
+
 @patch
 def _check_transcoder_fields(self:LanguageModelSAERunnerConfig):
     "Require, derive and check the output-hook fields of a transcoder; refuse them for the other architectures."
@@ -444,9 +460,6 @@ def _check_transcoder_fields(self:LanguageModelSAERunnerConfig):
     if self.hook_name_out is None:
         raise ValueError(f"hook_name_out=None: architecture={arch!r} predicts the activations of another hook; set "
                          "hook_name_out, e.g. 'blocks.0.hook_mlp_out' with hook_name='blocks.0.ln2.hook_normalized'")
-    if self.hook_name_out == self.hook_name:
-        raise ValueError(f"hook_name_out={self.hook_name_out!r} is hook_name too: a transcoder predicts another hook "
-                         "(to reconstruct a hook's own activations, train an SAE)")
     for name in ("hook_head_index", "hook_head_index_out"):
         if getattr(self, name) is not None:
             raise ValueError(f"{name}={getattr(self, name)!r}: architecture={arch!r} reads and writes whole hooks; "
@@ -459,12 +472,7 @@ def _check_transcoder_fields(self:LanguageModelSAERunnerConfig):
         raise ValueError(f"normalize_activations={self.normalize_activations!r} with architecture={arch!r}: run-time "
                          "normalisation undoes the input's statistics on the output, which a transcoder takes from "
                          "another hook; use 'none' or 'expected_average_only_in'")
-    if self.d_out is None: self.d_out = self.d_in
-    check_positive("d_out", self.d_out)
-    if self.hook_layer_out is None:
-        self.hook_layer_out = hook_block(self.hook_name_out)
-        if self.hook_layer_out is None: self.hook_layer_out = self.hook_layer
-    check_positive("hook_layer_out", self.hook_layer_out, allow_zero=True)
+    _derive_target_hook(self)
     if self.init_encoder_as_decoder_transpose and self.d_in != self.d_out:
         raise ValueError(f"init_encoder_as_decoder_transpose=True needs d_in == d_out; got d_in={self.d_in}, d_out={self.d_out}")
     self.apply_b_dec_to_input = False   # the default True cannot apply: b_dec lives in the output space
@@ -596,22 +604,6 @@ def _known_fields(cls, d:dict, derived=()) -> dict:
     return kwargs
 
 # %% ../nbs/02_config.ipynb #fdcdafe7
-def _derive_target_hook(cfg):
-    "A cache config's transcoder target hook: `d_out` and `hook_layer_out` derived, and refused without `hook_name_out`."
-    if cfg.hook_name_out is None:
-        for name in ("hook_layer_out", "d_out"):
-            if getattr(cfg, name) is not None:
-                raise ValueError(f"{name}={getattr(cfg, name)!r} is given but hook_name_out=None: set hook_name_out too")
-        return
-    if cfg.hook_name_out == cfg.hook_name:
-        raise ValueError(f"hook_name_out={cfg.hook_name_out!r} is hook_name too: the target must come from another hook")
-    if cfg.d_out is None: cfg.d_out = cfg.d_in
-    check_positive("d_out", cfg.d_out)
-    if cfg.hook_layer_out is None:
-        m = re.match(r"blocks\.(\d+)\.", cfg.hook_name_out)
-        cfg.hook_layer_out = int(m.group(1)) if m else cfg.hook_layer
-    check_positive("hook_layer_out", cfg.hook_layer_out, allow_zero=True)
-
 @dataclass
 class CacheActivationsRunnerConfig:
     "Configuration for creating and caching activations of a language model (SAELens 5.6 fields and defaults)."

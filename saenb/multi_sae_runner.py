@@ -50,6 +50,9 @@ def check_shareable(cfgs:Sequence[LanguageModelSAERunnerConfig], # the runs to t
         if cfg.use_cached_activations:
             raise ValueError(f"cfgs[{i}].use_cached_activations=True: an activation cache holds one hook; train from the "
                              "model instead, or train this SAE alone")
+        if cfg.hook_name_out is not None:
+            raise ValueError(f"cfgs[{i}].architecture={cfg.architecture!r} predicts hook_name_out={cfg.hook_name_out!r}: "
+                             "MultiSAETrainingRunner serves one hook per SAE; train this transcoder alone with SAETrainingRunner")
     resuming = [c.resume_from_checkpoint is not None for c in cfgs]
     if any(resuming) and not all(resuming):
         raise ValueError(f"resume_from_checkpoint is set for cfgs {[i for i, r in enumerate(resuming) if r]} only: "
