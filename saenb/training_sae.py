@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_training_sae.ipynb #c12109a3
 from __future__ import annotations
-import math, warnings
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 import torch
