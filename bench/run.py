@@ -5,6 +5,7 @@
     python bench/run.py --only step --runs 5
     python bench/run.py --only trained     # the step from a trained SAE's weights (standard, jumprelu, gated)
     python bench/run.py --only density     # saenb's sparse code against its dense path at 1% to 12% active features
+    python bench/run.py --only step --before /tmp/kern-before   # saenb against saenb as it was (a checkout's root)
 
 `tokens_per_cpu_s` divides by the process's CPU time instead of wall time: with `--threads 1` it is the figure to
 trust on a machine where other work runs. Each measurement is a fresh process (`bench/worker.py`) with the library's own Python; the runs of the libraries
@@ -25,9 +26,10 @@ VENVS = HERE / ".venvs"
 CACHE = HERE / ".cache"
 
 
-def worker(python: str, args: list[str]) -> dict:
-    "Run one measurement; its last stdout line is its JSON result."
-    res = subprocess.run([python, str(HERE / "worker.py"), *args], capture_output=True, text=True)
+def worker(python: str, args: list[str], pythonpath: str|None=None) -> dict:
+    "Run one measurement; its last stdout line is its JSON result. `pythonpath`: import saenb from that checkout."
+    env = None if pythonpath is None else {**os.environ, "PYTHONPATH": pythonpath}
+    res = subprocess.run([python, str(HERE / "worker.py"), *args], capture_output=True, text=True, env=env)
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} with {python} failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -62,13 +64,13 @@ def cases(a) -> list[tuple[str, list[str], list[str]]]:
 
 
 def summarise(name: str, results: dict[str, list[dict]]) -> dict:
-    "Medians per library, and saenb's ratio to each peer."
+    "Medians per library, and saenb's ratio to each peer (and to `saenb@<rev>`, saenb as it was, when measured)."
     line = {"case": name, "runs": len(results["saenb"])}
     for lib, rs in results.items():
         for key in ("tokens_per_s", "tokens_per_cpu_s", "final_loss", "density", "dense_tokens_per_s", "sparse_tokens_per_s",
                     "model_forward_floor_tokens_per_s", "fraction_of_floor", "peak_rss_mb"):
             if key in rs[0]: line[f"{lib}_{key}"] = round(statistics.median(r[key] for r in rs), 4)
-    for peer in ("saelens", "sparsify"):
+    for peer in ("saelens", "sparsify", *(lib for lib in results if lib.startswith("saenb@"))):
         for rate in ("tokens_per_s", "tokens_per_cpu_s"):
             if f"{peer}_{rate}" in line:
                 suffix = "" if rate == "tokens_per_s" else "_cpu_time"
@@ -85,12 +87,26 @@ def main():
     p.add_argument("--saenb-python", default=sys.executable)
     p.add_argument("--saelens-python", default=str(VENVS / "saelens/bin/python"))
     p.add_argument("--sparsify-python", default=str(VENVS / "sparsify/bin/python"))
+    p.add_argument("--before", default=None, metavar="PATH",
+                   help="also run saenb from this checkout (e.g. `git worktree add /tmp/before REV`), labelled saenb@REV")
+    p.add_argument("--before-label", default=None, help="REV in that label (default: the checkout's HEAD commit)")
+    p.add_argument("--skip-missing-peers", action="store_true", help="leave out peers whose venv is missing")
     a = p.parse_args()
     if a.threads: os.environ.update(BENCH_THREADS=str(a.threads), OMP_NUM_THREADS=str(a.threads))
     pythons = {"saenb": a.saenb_python, "saelens": a.saelens_python, "sparsify": a.sparsify_python}
-    for lib, py in pythons.items():
-        if not Path(py).exists(): raise SystemExit(f"--{lib}-python={py} does not exist: run bash bench/setup_peers.sh")
+    pythonpaths = {"saenb": str(HERE.parent)}   # the saenb measured is this checkout's, whatever is installed
+    for lib, py in list(pythons.items()):
+        if Path(py).exists(): continue
+        if a.skip_missing_peers and lib != "saenb":
+            print(f"# --{lib}-python={py} does not exist: {lib} left out", file=sys.stderr); del pythons[lib]
+        else: raise SystemExit(f"--{lib}-python={py} does not exist: run bash bench/setup_peers.sh (or --skip-missing-peers)")
+    if a.before:
+        if not (Path(a.before) / "saenb" / "__init__.py").exists(): raise SystemExit(f"--before={a.before} holds no saenb/ package")
+        label = a.before_label or _head(a.before)
+        before = f"saenb@{label}"
+        pythons[before], pythonpaths[before] = a.saenb_python, str(Path(a.before).resolve())
     for name, args, libs in cases(a):
+        libs = [lib for lib in libs if lib in pythons] + [lib for lib in pythons if lib.startswith("saenb@")]
         if "--init" in args and not Path(args[args.index("--init") + 1]).exists():
             init = args[args.index("--init") + 1]
             print(f"# pretraining {init} (once)", file=sys.stderr, flush=True)
@@ -99,11 +115,17 @@ def main():
         results = {lib: [] for lib in libs}
         for run in range(1 if args[0] == "loss" else a.runs):
             for lib in libs:
-                results[lib].append(worker(pythons[lib], [*args, "--lib", lib]))
+                results[lib].append(worker(pythons[lib], [*args, "--lib", lib.split("@")[0]], pythonpaths.get(lib)))
                 r = results[lib][-1]
                 shown = next(r[k] for k in ("tokens_per_s", "final_loss", "sparse_tokens_per_s") if k in r)
                 print(f"# {name} run {run + 1} {lib}: {shown:.4g}", file=sys.stderr, flush=True)
         print(json.dumps(summarise(name, results)), flush=True)
+
+
+def _head(path: str) -> str:
+    "The short commit of the checkout at `path`, or its folder name when it is not a git checkout."
+    res = subprocess.run(["git", "-C", path, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return res.stdout.strip() if res.returncode == 0 else Path(path).name
 
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@
 __all__ = ['ACTIVATION_FNS', 'B_DEC_INIT_METHODS', 'NORMALIZE_ACTIVATIONS', 'MSE_LOSS_NORMALIZATIONS', 'LR_SCHEDULERS',
            'FINETUNING_METHODS', 'TRAINER_STATE_FILENAME', 'JUMPRELU_SPARSITY_LOSS_MODES', 'JUMPRELU_THRESHOLD_PARAMS',
            'TRAINING_OPTION_DEFAULTS', 'OneOf', 'trainable_architectures', 'topk_architectures',
-           'transcoder_architectures', 'check_k', 'LanguageModelSAERunnerConfig', 'check_training_options',
-           'CacheActivationsRunnerConfig', 'PretokenizeRunnerConfig', 'config_arg_parser', 'parse_config_args',
-           'config_to_args', 'json_dict', 'dict_field']
+           'transcoder_architectures', 'check_k', 'LanguageModelSAERunnerConfig', 'check_decoder_norm_options',
+           'check_training_options', 'CacheActivationsRunnerConfig', 'PretokenizeRunnerConfig', 'config_arg_parser',
+           'parse_config_args', 'config_to_args', 'json_dict', 'dict_field']
 
 # %% ../nbs/02_config.ipynb #89fc8ad6
 import argparse, copy, difflib, json, math, secrets, string, sys, types
@@ -394,15 +394,19 @@ def _derive(self:LanguageModelSAERunnerConfig):
         self.checkpoint_path = f"{self.checkpoint_path}/{self._run_id}"
 
 # %% ../nbs/02_config.ipynb #e41f4425
+def check_decoder_norm_options(cfg):
+    "Refuse decoder-norm settings that undo each other (a runner config's, or a `TrainingSAEConfig`'s)."
+    if cfg.normalize_sae_decoder and cfg.decoder_heuristic_init:
+        raise ValueError("normalize_sae_decoder=True with decoder_heuristic_init=True: you can't normalize the decoder "
+                         "and use heuristic initialization.")
+    if cfg.normalize_sae_decoder and cfg.scale_sparsity_penalty_by_decoder_norm:
+        raise ValueError("normalize_sae_decoder=True with scale_sparsity_penalty_by_decoder_norm=True: weighting loss by"
+                         " decoder norm makes no sense if you are normalizing the decoder weight norms to 1")
+
 @patch
 def _check_combinations(self:LanguageModelSAERunnerConfig):
     "Refuse settings that cannot work together."
-    if self.normalize_sae_decoder and self.decoder_heuristic_init:
-        raise ValueError("normalize_sae_decoder=True with decoder_heuristic_init=True: you can't normalize the decoder "
-                         "and use heuristic initialization.")
-    if self.normalize_sae_decoder and self.scale_sparsity_penalty_by_decoder_norm:
-        raise ValueError("normalize_sae_decoder=True with scale_sparsity_penalty_by_decoder_norm=True: weighting loss by"
-                         " decoder norm makes no sense if you are normalizing the decoder weight norms to 1")
+    check_decoder_norm_options(self)
     if self.finetuning_method == "decoder" and self.apply_b_dec_to_input:
         raise ValueError("finetuning_method='decoder' with apply_b_dec_to_input=True: if we are fine tuning the decoder,"
                          " we can't be applying b_dec to the input. Set apply_b_dec_to_input to False.")

@@ -19,16 +19,16 @@ from transformer_lens.hook_points import HookPoint
 from .core import logger, str_to_dtype, dtype_to_str, check_choice, check_positive, atomic_write, save_json, load_json
 from .core import check_finite_fields, verify_checksums, CHECKSUMS_FILENAME
 from .config import ACTIVATION_FNS, NORMALIZE_ACTIVATIONS, check_k
+from .kernels import reference_kernels, fast_kernels_enabled, CentredLinear, centred_linear
 
 # %% auto #0
 __all__ = ['SAE_CFG_FILENAME', 'SAE_WEIGHTS_FILENAME', 'SPARSITY_FILENAME', 'ARCHITECTURES', 'SAE_LENS_6_TOPK_FIELDS',
            'SAE_LENS_6_KWARGS_FIELDS', 'SAE_HOOK_NAMES', 'SAEConfig', 'ArchitectureFamily', 'register_architecture',
            'architecture_names', 'get_architecture', 'is_sae_lens_6_cfg', 'flatten_sae_lens_6_cfg', 'TopK', 'tanh_relu',
-           'get_activation_fn', 'reference_kernels', 'fast_kernels_enabled', 'encoder_centre', 'CentredLinear',
-           'centred_linear', 'Architecture', 'StandardArchitecture', 'TopKArchitecture', 'JumpReLUArchitecture',
-           'GatedArchitecture', 'SAE', 'clean_reconstruction_error', 'save_safetensors', 'load_safetensors',
-           'check_runnable_architecture', 'fold_decoder_norm_rescaling', 'handle_config_defaulting',
-           'read_sae_from_disk']
+           'get_activation_fn', 'encoder_centre', 'Architecture', 'StandardArchitecture', 'TopKArchitecture',
+           'JumpReLUArchitecture', 'GatedArchitecture', 'SAE', 'clean_reconstruction_error', 'save_safetensors',
+           'load_safetensors', 'check_runnable_architecture', 'fold_decoder_norm_rescaling', 'handle_config_defaulting',
+           'read_sae_from_disk', 'reference_kernels', 'fast_kernels_enabled', 'CentredLinear', 'centred_linear']
 
 # %% ../nbs/03_sae.ipynb #0052e021
 SAE_CFG_FILENAME = "cfg.json"
@@ -220,58 +220,11 @@ def get_activation_fn(activation_fn:str, # one of `ACTIVATION_FNS`
     return TopK(check_k(kwargs.get("k")), kwargs.get("postact_fn"))
 
 # %% ../nbs/03_sae.ipynb #64ae571a
-_FAST_KERNELS = True
-
-@contextmanager
-def reference_kernels():
-    "Within this block, train with plain-autograd implementations instead of saenb's fused/sparse kernels."
-    global _FAST_KERNELS
-    before, _FAST_KERNELS = _FAST_KERNELS, False
-    try: yield
-    finally: _FAST_KERNELS = before
-
-def fast_kernels_enabled() -> bool:
-    "Whether the fast kernels are on (they are, except inside `reference_kernels()`)."
-    return _FAST_KERNELS
+_all_ = ["reference_kernels", "fast_kernels_enabled", "CentredLinear", "centred_linear"]   # chapter 02b's, used here
 
 def encoder_centre(sae) -> torch.Tensor|None:
     "What the encoder subtracts from its input: `b_dec` when `cfg.apply_b_dec_to_input`, else nothing."
     return sae.b_dec if sae.cfg.apply_b_dec_to_input else None
-
-# %% ../nbs/03_sae.ipynb #9c0672bb
-class CentredLinear(torch.autograd.Function):
-    "$(x - c) W + b$ whose backward skips the `[batch, d_in]` input gradient unless `x` itself needs it."
-    @staticmethod
-    def forward(ctx, x:torch.Tensor, centre:torch.Tensor|None, W:torch.Tensor, b:torch.Tensor|None,
-                out:torch.Tensor|None=None) -> torch.Tensor:
-        xc = (x if centre is None else x - centre).reshape(-1, x.shape[-1])
-        out = torch.mm(xc, W, out=out) if b is None else torch.addmm(b, xc, W, out=out)   # under autocast: a low-precision matmul
-        ctx.save_for_backward(xc, W)
-        return out.reshape(*x.shape[:-1], W.shape[1])
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        xc, W = ctx.saved_tensors
-        g = grad_out.reshape(-1, grad_out.shape[-1])
-        need_x, need_c, need_W, need_b = ctx.needs_input_grad[:4]
-        grad_x = grad_c = grad_W = grad_b = None
-        if need_W: grad_W = (xc.to(g.dtype).t() @ g).to(W.dtype)
-        if need_c or need_b: g_sum = g.sum(0, dtype=torch.float32)
-        if need_b: grad_b = g_sum.to(W.dtype)
-        if need_c: grad_c = -(g_sum.to(W.dtype) @ W.t())
-        if need_x: grad_x = (g @ W.t().to(g.dtype)).reshape(*grad_out.shape[:-1], W.shape[0])
-        return grad_x, grad_c, grad_W, grad_b, None
-
-def centred_linear(x:torch.Tensor, # input `[..., d_in]`
-                   centre:torch.Tensor|None, # subtracted from `x` first (`b_dec`), or None
-                   W:torch.Tensor, # `[d_in, d_out]`
-                   b:torch.Tensor|None=None, # added bias `[d_out]`, or None
-                   out:torch.Tensor|None=None, # a `[rows, d_out]` buffer to write the result to (fast kernels only)
-                  ) -> torch.Tensor:
-    "$(x - c) W + b$, with `CentredLinear`'s cheaper backward unless inside `reference_kernels()`."
-    if _FAST_KERNELS and torch.is_grad_enabled(): return CentredLinear.apply(x, centre, W, b, out)
-    out = (x if centre is None else x - centre) @ W
-    return out if b is None else out + b
 
 # %% ../nbs/03_sae.ipynb #e1ae3c61
 class Architecture:

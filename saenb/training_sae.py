@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_training_sae.ipynb #c12109a3
 from __future__ import annotations
-import math, warnings, weakref
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 import torch
@@ -12,19 +12,25 @@ import torch.nn.functional as F
 from torch import nn
 from fastcore.basics import patch
 from .core import logger, check_choice, check_positive
-from .config import MSE_LOSS_NORMALIZATIONS, TRAINING_OPTION_DEFAULTS, check_training_options
+from .config import MSE_LOSS_NORMALIZATIONS, TRAINING_OPTION_DEFAULTS, check_training_options, check_decoder_norm_options
 from .sae import (SAE, SAEConfig, Architecture, StandardArchitecture, TopKArchitecture, GatedArchitecture,
-                       centred_linear, encoder_centre, fast_kernels_enabled, reference_kernels,
-                       JumpReLUArchitecture, register_architecture, get_architecture, architecture_names, _check_family,
+                       encoder_centre, JumpReLUArchitecture, register_architecture, get_architecture, architecture_names, _check_family,
                        fold_decoder_norm_rescaling)
+from .kernels import (centred_linear, fast_kernels_enabled, reference_kernels, BufferPool, buffer_pool,
+                           release_buffer_pool, step_pool, CodePattern, SampledLinear, SparseDecode, PooledReLU,
+                           DenseDecode, TopKEncoder, GatedCode, rectangle, Step, JumpReLU, JumpReLUWithL0)
 
 # %% auto #0
 __all__ = ['SAE_CFG_PATH', 'SAE_WEIGHTS_PATH', 'SPARSITY_PATH', 'TrainingSAEConfig', 'register_training_architecture',
-           'TrainingArchitecture', 'TrainStepOutput', 'TrainingSAE', 'BufferPool', 'buffer_pool', 'release_buffer_pool',
-           'step_pool', 'CodePattern', 'SampledLinear', 'SparseDecode', 'PooledReLU', 'DenseDecode',
-           'SparseCodeTraining', 'TrainingStandardArchitecture', 'TopKEncoder', 'TrainingTopKArchitecture', 'GatedCode',
-           'TrainingGatedArchitecture', 'rectangle', 'Step', 'JumpReLU', 'JumpReLUWithL0',
-           'TrainingJumpReLUArchitecture']
+           'TrainingArchitecture', 'TrainStepOutput', 'TrainingSAE', 'SparseCode', 'StepState', 'step_code',
+           'SparseCodeTraining', 'TrainingStandardArchitecture', 'TrainingTopKArchitecture',
+           'TrainingGatedArchitecture', 'TrainingJumpReLUArchitecture', 'BufferPool', 'buffer_pool',
+           'release_buffer_pool', 'step_pool', 'CodePattern', 'SampledLinear', 'SparseDecode', 'PooledReLU',
+           'DenseDecode', 'TopKEncoder', 'GatedCode', 'rectangle', 'Step', 'JumpReLU', 'JumpReLUWithL0']
+
+# %% ../nbs/04_training_sae.ipynb #b2a1c013
+_all_ = ["BufferPool", "buffer_pool", "release_buffer_pool", "step_pool", "CodePattern", "SampledLinear", "SparseDecode",
+         "PooledReLU", "DenseDecode", "TopKEncoder", "GatedCode", "rectangle", "Step", "JumpReLU", "JumpReLUWithL0"]
 
 # %% ../nbs/04_training_sae.ipynb #39033ba3
 from .sae import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, SPARSITY_FILENAME
@@ -141,7 +147,7 @@ class TrainingSAE(SAE):
             cfg = (TrainingSAEConfig.from_sae_runner_config(cfg) if hasattr(cfg, "get_training_sae_cfg_dict")
                    else TrainingSAEConfig.from_dict(cfg.to_dict()))
         super().__init__(cfg, use_error_term)
-        self._step_cache: dict|None = None # within `training_forward_pass`: what the encoder computed for reuse
+        self._step_state: StepState|None = None # within `training_forward_pass` (fast kernels on): what the encoder left for reuse
         self.check_cfg_compatibility()
         self.initialize_weights_complex()
         self.turn_off_forward_pass_hook_z_reshaping()
@@ -160,17 +166,13 @@ class TrainingSAE(SAE):
 # %% ../nbs/04_training_sae.ipynb #d9ad65d0
 @patch
 def check_cfg_compatibility(self:TrainingSAE):
-    "Refuse settings that cannot work together."
+    "Refuse settings that cannot work together (the decoder-norm rules are the runner config's, `check_decoder_norm_options`)."
     cfg = self.cfg
     if cfg.use_ghost_grads and not self.arch.supports_ghost_grads:
         raise ValueError(f"use_ghost_grads=True is not supported by architecture={cfg.architecture!r}; "
                          f"only {architecture_names(training=True, where=lambda family: family.training.supports_ghost_grads)} use ghost grads")
-    if cfg.normalize_sae_decoder and cfg.decoder_heuristic_init:
-        raise ValueError("decoder_heuristic_init=True sets decoder rows to norm 0.1, which normalize_sae_decoder=True "
-                         "would undo; set normalize_sae_decoder=False")
-    if cfg.normalize_sae_decoder and cfg.scale_sparsity_penalty_by_decoder_norm:
-        raise ValueError("scale_sparsity_penalty_by_decoder_norm=True has no effect with normalize_sae_decoder=True "
-                         "(decoder norms are all 1); set one of them to False")
+    check_decoder_norm_options(cfg)
+
 
 # %% ../nbs/04_training_sae.ipynb #bbc43fb9
 @patch
@@ -206,63 +208,44 @@ def mse_loss_fn(self:TrainingSAE, preds:torch.Tensor, target:torch.Tensor) -> to
         err = err / ((target - target.mean(dim=0, keepdim=True)).norm(dim=-1, keepdim=True) + 1e-6)
     return err
 
-# %% ../nbs/04_training_sae.ipynb #a89e69fa
-class BufferPool:
-    "Large buffers kept from one training step to the next; a buffer is reused only once nothing else holds its storage."
-    max_buffers = 24 # beyond this many, `empty` allocates without keeping (an output kept by the caller each step)
+# %% ../nbs/04_training_sae.ipynb #b2a1c016
+@dataclass
+class SparseCode:
+    "A step's code held sparse: its non-zero `values`, the feature of each, and the dense `feature_acts` made from them."
+    feature_acts: torch.Tensor # the dense `[batch, d_sae]` code the encoder returned
+    values: torch.Tensor # the ReLU family's `[nnz]` values at `pattern`, or TopK's `[batch, k]`
+    indices: torch.Tensor # the feature of each value: `pattern.cols`, or TopK's `[batch, k]` indices
+    pattern: CodePattern|None = None # the ReLU family's positions (TopK's code has k per row, at `indices`)
 
-    def __init__(self): self.buffers: list[torch.Tensor] = []
+@dataclass
+class StepState:
+    "What the encoder of one training pass leaves for its decoder and losses; each entry serves only the tensor it was made from."
+    pool: BufferPool|None = None # where `[batch, d_sae]` tensors go: the SAE's pool on a CPU outside autocast (`step_pool`)
+    sparse_code: SparseCode|None = None # the code, when the encoder made it sparse (TopK; the ReLU family once sparse enough)
+    dense_code: torch.Tensor|None = None # the ReLU family's pooled dense `feature_acts`, for `DenseDecode`
+    penalty_rows: torch.Tensor|None = None # each row's penalty $f w$, from `DenseDecode` with the decode of `dense_code`
+    l0: torch.Tensor|None = None # JumpReLU: each row's L0 (the batch mean, from a sparse code), fused with the activation
+    l0_pre: torch.Tensor|None = None # the pre-activations `l0` counted
+    gate_act: torch.Tensor|None = None # gated, dense: $\mathrm{relu}(\pi_{gate})$ from `GatedCode`
+    pi_gate: torch.Tensor|None = None # gated, generic encoder: $\pi_{gate}$
+    pi_gate_code: torch.Tensor|None = None # gated, sparse code: $\pi_{gate}$ at the code's pattern
 
-    @staticmethod
-    def _unused(buf:torch.Tensor) -> bool:
-        # holders of its storage: the pool's tensor, and the storage object made for this call. (A private torch
-        # function: if its meaning changed, the reuse tests below and the step tests that keep an output would fail.)
-        return torch._C._storage_Use_Count(buf.untyped_storage()._cdata) == 2
+    def code_of(self, feature_acts:torch.Tensor) -> SparseCode|None:
+        "The sparse code when `feature_acts` is the tensor made from it, else None."
+        code = self.sparse_code
+        return code if code is not None and code.feature_acts is feature_acts else None
 
-    def empty(self, shape:tuple[int, ...], like:torch.Tensor) -> torch.Tensor:
-        "An uninitialised tensor of `shape` with `like`'s dtype and device: a free kept buffer, or a new one."
-        shape = torch.Size(shape)
-        for buf in self.buffers:
-            if buf.shape == shape and buf.dtype == like.dtype and buf.device == like.device and self._unused(buf):
-                return self._alias(buf)
-        buf = torch.empty(shape, dtype=like.dtype, device=like.device)
-        if len(self.buffers) < self.max_buffers: self.buffers.append(buf)
-        return self._alias(buf)
+    def penalty_of(self, feature_acts:torch.Tensor) -> torch.Tensor|None:
+        "Each row's penalty when `DenseDecode` decoded `feature_acts` in this step, else None."
+        return self.penalty_rows if self.dense_code is feature_acts else None
 
-    @staticmethod
-    def _alias(buf:torch.Tensor) -> torch.Tensor:
-        # a new tensor on the buffer's storage: while anything holds it, the buffer is in use. Not a view, so that an
-        # in-place autograd op on it (a scatter into a code) leaves no graph on the pool's own tensor
-        return torch.empty(0, dtype=buf.dtype, device=buf.device).set_(buf.untyped_storage(), 0, buf.shape)
+    def l0_from(self, hidden_pre:torch.Tensor) -> torch.Tensor|None:
+        "The fused L0 when it was counted from `hidden_pre`, else None."
+        return self.l0 if self.l0_pre is hidden_pre else None
 
-    def like(self, t:torch.Tensor) -> torch.Tensor: return self.empty(t.shape, t)
-
-    def owns(self, t:torch.Tensor) -> bool:
-        "Whether `t` lies in one of the pool's buffers."
-        ptr = t.untyped_storage().data_ptr()
-        return any(buf.untyped_storage().data_ptr() == ptr for buf in self.buffers)
-
-    def reusable(self, grad:torch.Tensor) -> torch.Tensor:
-        """Where a backward may write a result the shape of the gradient `grad` it was given: `grad` itself when it is one
-        of the pool's buffers (made by another pooled backward and passed straight on, so nothing else sees it),
-        else a pooled buffer."""
-        return grad if self.owns(grad) else self.like(grad)
-
-_POOLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-def buffer_pool(sae:nn.Module) -> BufferPool:
-    "`sae`'s `BufferPool` (kept outside the module: not in its state, not copied with it)."
-    if sae not in _POOLS: _POOLS[sae] = BufferPool()
-    return _POOLS[sae]
-
-def release_buffer_pool(sae:nn.Module):
-    "Drop `sae`'s kept buffers (the trainer does after its last step); a later training pass starts a new pool."
-    _POOLS.pop(sae, None)
-
-def step_pool(sae:nn.Module, sae_in:torch.Tensor) -> BufferPool|None:
-    "The pool a training pass on `sae_in` writes its large tensors to: on a CPU outside autocast, else None."
-    # CUDA's caching allocator already reuses memory; under autocast the products come out in another dtype
-    return buffer_pool(sae) if sae_in.device.type == "cpu" and not torch.is_autocast_enabled("cpu") else None
+def step_code(sae:TrainingSAE, feature_acts:torch.Tensor) -> SparseCode|None:
+    "The sparse code `feature_acts` was made from in the training pass under way; None outside one or for any other tensor."
+    return None if sae._step_state is None else sae._step_state.code_of(feature_acts)
 
 # %% ../nbs/04_training_sae.ipynb #d5b7f7f7
 @patch
@@ -276,7 +259,7 @@ def training_forward_pass(self:TrainingSAE, sae_in:torch.Tensor, # a batch of ac
         raise ValueError(f"architecture={self.cfg.architecture!r} predicts another hook's activations: pass them as target"
                          if target is None else f"target given, but architecture={self.cfg.architecture!r} "
                          "reconstructs its own input; only architectures that predict another hook take a target")
-    self._step_cache = {"pool": step_pool(self, sae_in)} if fast_kernels_enabled() else None
+    self._step_state = StepState(pool=step_pool(self, sae_in)) if fast_kernels_enabled() else None
     try:
         feature_acts, hidden_pre = self.encode_with_hidden_pre(sae_in)
         sae_out = self.decode(feature_acts)
@@ -285,115 +268,12 @@ def training_forward_pass(self:TrainingSAE, sae_in:torch.Tensor, # a batch of ac
                                            hidden_pre=hidden_pre, per_item_mse_loss=per_item_mse_loss,
                                            current_l1_coefficient=current_l1_coefficient,
                                            dead_neuron_mask=dead_neuron_mask)
-        code = None if self._step_cache is None else self._step_cache.get("sparse_code")
-    finally: self._step_cache = None
+        code = step_code(self, feature_acts)
+    finally: self._step_state = None
     losses["mse_loss"] = per_item_mse_loss.sum(dim=-1).mean()
     return TrainStepOutput(sae_in=sae_in, sae_out=sae_out, feature_acts=feature_acts, hidden_pre=hidden_pre,
                            loss=sum(losses.values()), losses=losses,
-                           sparse_code=code[1:3] if code is not None and code[0] is feature_acts else None)
-
-# %% ../nbs/04_training_sae.ipynb #8146da1f
-@dataclass
-class CodePattern:
-    "Where a `[batch, d_sae]` code may be non-zero: `nnz` positions `(rows, cols)` in row-major order."
-    rows: torch.Tensor # `[nnz]`
-    cols: torch.Tensor # `[nnz]`
-    crow: torch.Tensor # `[batch + 1]`: row `b`'s positions are `crow[b]:crow[b+1]` (CSR row offsets)
-    shape: tuple[int, int]
-
-    @classmethod
-    def from_mask(cls, mask:torch.Tensor, # bool `[batch, d_sae]`
-                  max_density:float=1.0, # return None when a larger fraction of `mask` is set
-                 ) -> CodePattern|None:
-        "The positions set in `mask`, or None when there are too many of them for a sparse code to pay."
-        crow = F.pad(mask.sum(dim=1).cumsum(0), (1, 0))
-        if crow[-1] > max_density * mask.numel(): return None
-        rows, cols = mask.nonzero(as_tuple=True)
-        return cls(rows, cols, crow, tuple(mask.shape))
-
-    def csr(self, values:torch.Tensor) -> torch.Tensor:
-        "`values` `[nnz]` at the pattern, as a sparse CSR `[batch, d_sae]` tensor."
-        with warnings.catch_warnings():   # "sparse CSR support is in beta"
-            warnings.simplefilter("ignore")
-            return torch.sparse_csr_tensor(self.crow, self.cols, values, self.shape, check_invariants=False)
-
-    def gather(self, dense:torch.Tensor) -> torch.Tensor: return dense[self.rows, self.cols]
-    def scatter(self, values:torch.Tensor) -> torch.Tensor: return values.new_zeros(self.shape).index_put((self.rows, self.cols), values)
-
-# %% ../nbs/04_training_sae.ipynb #c9592390
-class SampledLinear(torch.autograd.Function):
-    "$(x - c) W + b$ at a `CodePattern`, read off `product`, the dense result already computed; backward in $O(nnz\\, d_{in})$."
-    @staticmethod
-    def forward(ctx, x:torch.Tensor, centre:torch.Tensor|None, W:torch.Tensor, b:torch.Tensor|None,
-                product:torch.Tensor, pattern:CodePattern) -> torch.Tensor:
-        ctx.save_for_backward(x if centre is None else x - centre, W)
-        ctx.pattern = pattern
-        return pattern.gather(product)
-
-    @staticmethod
-    def backward(ctx, g):
-        xc, W = ctx.saved_tensors
-        pattern = ctx.pattern
-        need_x, need_c, need_W, need_b = ctx.needs_input_grad[:4]
-        G = pattern.csr(g)
-        grad_x = G @ W.t() if need_x else None
-        grad_W = (G.t() @ xc).t() if need_W else None
-        g_sum = g.new_zeros(pattern.shape[1]).index_add_(0, pattern.cols, g) if need_b or need_c else None
-        grad_c = -(g_sum @ W.t()) if need_c else None
-        return grad_x, grad_c, grad_W, g_sum if need_b else None, None, None
-
-class SparseDecode(torch.autograd.Function):
-    "$f W$ for a code `values` `[nnz]` laid out by a `CodePattern`: the product and both gradients in $O(nnz\\, d_{in})$."
-    @staticmethod
-    def forward(ctx, values:torch.Tensor, W:torch.Tensor, pattern:CodePattern) -> torch.Tensor:
-        ctx.save_for_backward(values, W)
-        ctx.pattern = pattern
-        return pattern.csr(values) @ W
-
-    @staticmethod
-    def backward(ctx, g):
-        values, W = ctx.saved_tensors
-        code = ctx.pattern.csr(values)
-        grad_values = torch.sparse.sampled_addmm(code, g, W.t(), beta=0.0).values() if ctx.needs_input_grad[0] else None
-        return grad_values, code.t() @ g if ctx.needs_input_grad[1] else None, None
-
-# %% ../nbs/04_training_sae.ipynb #20c805aa
-class PooledReLU(torch.autograd.Function):
-    "ReLU whose output and input gradient are `BufferPool` buffers."
-    @staticmethod
-    def forward(ctx, x:torch.Tensor, pool:BufferPool) -> torch.Tensor:
-        acts = torch.clamp_min(x, 0, out=pool.like(x))
-        ctx.save_for_backward(acts)
-        ctx.pool = pool
-        return acts
-
-    @staticmethod
-    def backward(ctx, g):
-        acts, = ctx.saved_tensors
-        return torch.ops.aten.threshold_backward.grad_input(g, acts, 0, grad_input=ctx.pool.reusable(g)), None
-
-class DenseDecode(torch.autograd.Function):
-    "$f W$ and, given weights `w`, each row's penalty $f w$ (else None); $\\partial f$ is one product into a pooled buffer."
-    @staticmethod
-    def forward(ctx, f:torch.Tensor, W:torch.Tensor, w:torch.Tensor|None, pool:BufferPool):
-        ctx.set_materialize_grads(False)
-        ctx.save_for_backward(f, W, w)
-        ctx.pool = pool
-        return f @ W, (None if w is None else f @ w)
-
-    @staticmethod
-    def backward(ctx, g, g_rows):
-        f, W, w = ctx.saved_tensors
-        need_f, need_W, need_w = ctx.needs_input_grad[:3]
-        grad_f = grad_W = grad_w = None
-        if need_f:
-            grad_f = ctx.pool.like(f)
-            if g is None: grad_f.zero_()
-            else: torch.mm(g, W.t(), out=grad_f)
-            if g_rows is not None: grad_f.addr_(g_rows, w)   # the penalty's gradient, in place
-        if need_W and g is not None: grad_W = f.t() @ g
-        if need_w and g_rows is not None: grad_w = f.t() @ g_rows
-        return grad_f, grad_W, grad_w, None
+                           sparse_code=None if code is None else (code.values, code.indices))
 
 # %% ../nbs/04_training_sae.ipynb #27cacc68
 class SparseCodeTraining:
@@ -403,7 +283,7 @@ class SparseCodeTraining:
 
     def can_use_sparse_code(self, sae, sae_in) -> bool:
         "Whether a sparse code computes exactly what the generic path would (CPU, fp32/64, no noise, no pre-activation hooks)."
-        return (self.uses_sparse_code and sae._step_cache is not None and sae_in.ndim == 2 and sae_in.device.type == "cpu"
+        return (self.uses_sparse_code and sae._step_state is not None and sae_in.ndim == 2 and sae_in.device.type == "cpu"
                 and sae.W_enc.dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled("cpu")
                 and not sae.hook_sae_acts_pre._forward_hooks and not (sae.training and sae.cfg.noise_scale > 0))
 
@@ -413,48 +293,36 @@ class SparseCodeTraining:
         if (pre[:256] > threshold).float().mean() > 2 * self.sparse_max_density: return None
         return CodePattern.from_mask(pre > threshold, self.sparse_max_density)
 
-    def cache_code(self, sae, values:torch.Tensor, pattern:CodePattern) -> torch.Tensor:
-        "Dense `feature_acts` for the code `values` at `pattern`, which goes to the step cache unless a hook changed it."
+    def keep_sparse_code(self, sae, values:torch.Tensor, pattern:CodePattern) -> torch.Tensor:
+        "Dense `feature_acts` for the code `values` at `pattern`; the code goes to the step state unless a hook changed it."
         code = pattern.scatter(values)
         feature_acts = sae.hook_sae_acts_post(code)
-        if feature_acts is code: sae._step_cache["sparse_code"] = (feature_acts, values, pattern.cols, pattern)
+        if feature_acts is code: sae._step_state.sparse_code = SparseCode(feature_acts, values, pattern.cols, pattern)
         return feature_acts
 
-    def cached_code(self, sae, feature_acts:torch.Tensor) -> tuple[torch.Tensor, CodePattern]|None:
-        "`(values, pattern)` when `feature_acts` is this step's sparse code, else None."
-        code = None if sae._step_cache is None else sae._step_cache.get("sparse_code")
-        return (code[1], code[3]) if code is not None and code[0] is feature_acts else None
-
-    def pool(self, sae) -> BufferPool: return sae._step_cache["pool"]
+    def pool(self, sae) -> BufferPool: return sae._step_state.pool
 
     def pooled_product(self, sae, sae_in:torch.Tensor, bias:torch.Tensor|None) -> torch.Tensor:
         "The encoder's dense product $x_c W_{enc}$ (+ `bias`), written into a pooled buffer."
         out = self.pool(sae).empty((len(sae_in), sae.cfg.d_sae), sae_in)
         return centred_linear(sae_in, encoder_centre(sae), sae.W_enc, bias, out=out)
 
-    def dense_code(self, sae, acts:torch.Tensor) -> torch.Tensor:
-        "`feature_acts` for the pooled dense code `acts`, noted in the step cache for `DenseDecode` unless a hook changed it."
+    def keep_dense_code(self, sae, acts:torch.Tensor) -> torch.Tensor:
+        "`feature_acts` for the pooled dense code `acts`, noted in the step state for `DenseDecode` unless a hook changed it."
         feature_acts = sae.hook_sae_acts_post(acts)
-        if feature_acts is acts: sae._step_cache["dense_code"] = acts
+        if feature_acts is acts: sae._step_state.dense_code = acts
         return feature_acts
 
     def penalty_weights(self, sae) -> torch.Tensor|None:
         "Weights $w$ of a penalty $\\sum_j f_j w_j$ that `DenseDecode` computes with the decoder; None: no such penalty."
         return None
 
-    def cached_penalty(self, sae, feature_acts:torch.Tensor) -> torch.Tensor|None:
-        "Each row's penalty $f w$, when `DenseDecode` decoded `feature_acts` in this step, else None."
-        rows = None if sae._step_cache is None else sae._step_cache.get("penalty_rows")
-        return rows[1] if rows is not None and rows[0] is feature_acts else None
-
     def decode_features(self, sae, feature_acts):
         "The step's own sparse code: `SparseDecode`; its pooled dense code: `DenseDecode`; any other code: the dense product."
-        code = self.cached_code(sae, feature_acts)
-        if code is not None: return SparseDecode.apply(code[0], sae.W_dec, code[1])
-        if sae._step_cache is None or sae._step_cache.get("dense_code") is not feature_acts:
-            return super().decode_features(sae, feature_acts)
-        out, rows = DenseDecode.apply(feature_acts, sae.W_dec, self.penalty_weights(sae), self.pool(sae))
-        sae._step_cache["penalty_rows"] = (feature_acts, rows)
+        state, code = sae._step_state, step_code(sae, feature_acts)
+        if code is not None: return SparseDecode.apply(code.values, sae.W_dec, code.pattern)
+        if state is None or state.dense_code is not feature_acts: return super().decode_features(sae, feature_acts)
+        out, state.penalty_rows = DenseDecode.apply(feature_acts, sae.W_dec, self.penalty_weights(sae), self.pool(sae))
         return out
 
 # %% ../nbs/04_training_sae.ipynb #2bfbf6aa
@@ -469,30 +337,37 @@ class TrainingStandardArchitecture(SparseCodeTraining, TrainingArchitecture, Sta
             return super().encode_with_hidden_pre(sae, sae_in)
         hidden_pre = self.pooled_product(sae, sae_in, sae.b_enc)
         pattern = self.code_pattern(hidden_pre, 0.0)
-        if pattern is None: return self.dense_code(sae, PooledReLU.apply(hidden_pre, self.pool(sae))), hidden_pre
+        if pattern is None: return self.keep_dense_code(sae, PooledReLU.apply(hidden_pre, self.pool(sae))), hidden_pre
         # ReLU is the identity on its own positive pattern
         values = SampledLinear.apply(sae_in, encoder_centre(sae), sae.W_enc, sae.b_enc, hidden_pre.detach(), pattern)
-        return self.cache_code(sae, values, pattern), hidden_pre
+        return self.keep_sparse_code(sae, values, pattern), hidden_pre
 
     def training_losses(self, sae, *, sae_in, sae_out, feature_acts, hidden_pre, per_item_mse_loss,
                         current_l1_coefficient, dead_neuron_mask):
-        cfg = sae.cfg
-        code = self.cached_code(sae, feature_acts)
-        if code is not None and cfg.lp_norm == 1:   # the code's values are its non-zero features, all positive
-            values, pattern = code
-            if cfg.scale_sparsity_penalty_by_decoder_norm: values = values * sae.W_dec.norm(dim=1)[pattern.cols]
-            lp = values.sum() / pattern.shape[0]
-        elif (rows := self.cached_penalty(sae, feature_acts)) is not None: lp = rows
-        else:
-            weighted = feature_acts * sae.W_dec.norm(dim=1) if cfg.scale_sparsity_penalty_by_decoder_norm else feature_acts
-            # ReLU-family features are >= 0, so their L1 norm is their sum: same value, and a backward with no sign pass
-            l1_is_sum = cfg.lp_norm == 1 and cfg.activation_fn_str in ("relu", "tanh-relu") and fast_kernels_enabled()
-            lp = weighted.sum(dim=-1) if l1_is_sum else weighted.norm(p=cfg.lp_norm, dim=-1)
-        losses = {"l1_loss": (current_l1_coefficient * lp).mean()}
-        if cfg.use_ghost_grads and sae.training and dead_neuron_mask is not None:
+        "$\\lambda$ times the batch mean of the sparsity penalty; ghost grads when on, in training mode, with a mask."
+        losses = {"l1_loss": (current_l1_coefficient * self.sparsity_penalty(sae, feature_acts)).mean()}
+        if sae.cfg.use_ghost_grads and sae.training and dead_neuron_mask is not None:
             losses["ghost_grad_loss"] = self.ghost_grad_loss(sae, sae_in, sae_out, per_item_mse_loss, hidden_pre,
                                                              dead_neuron_mask)
         return losses
+
+    def sparsity_penalty(self, sae, feature_acts):
+        "Each row's $\\lVert f \\odot \\lVert W_{dec}\\rVert\\rVert_p$ (norms only when `scale_sparsity_penalty_by_decoder_norm`)."
+        if (kept := self.kernel_penalty(sae, feature_acts)) is not None: return kept
+        cfg = sae.cfg
+        weighted = feature_acts * sae.W_dec.norm(dim=1) if cfg.scale_sparsity_penalty_by_decoder_norm else feature_acts
+        # ReLU-family features are >= 0, so their L1 norm is their sum: same value, and a backward with no sign pass
+        l1_is_sum = cfg.lp_norm == 1 and cfg.activation_fn_str in ("relu", "tanh-relu") and fast_kernels_enabled()
+        return weighted.sum(dim=-1) if l1_is_sum else weighted.norm(p=cfg.lp_norm, dim=-1)
+
+    def kernel_penalty(self, sae, feature_acts):
+        "The L1 penalty the step's kernels already have (the sparse code's values summed, a batch mean; `DenseDecode`'s rows), else None."
+        if sae._step_state is None: return None
+        code = sae._step_state.code_of(feature_acts)
+        if code is None or sae.cfg.lp_norm != 1: return sae._step_state.penalty_of(feature_acts)
+        # the code's values are its non-zero features, all positive
+        values = code.values * sae.W_dec.norm(dim=1)[code.indices] if sae.cfg.scale_sparsity_penalty_by_decoder_norm else code.values
+        return values.sum() / code.pattern.shape[0]
 
     def penalty_weights(self, sae):
         "The L1 penalty's weights for `DenseDecode`: decoder norms or ones (other $L_p$ norms: computed apart)."
@@ -508,50 +383,6 @@ class TrainingStandardArchitecture(SparseCodeTraining, TrainingArchitecture, Sta
         ghost_mse = sae.mse_loss_fn(ghost_out, residual.detach())
         return ((per_item_mse_loss / (ghost_mse + 1e-6)).detach() * ghost_mse).mean()
 
-# %% ../nbs/04_training_sae.ipynb #66a6f164
-class TopKEncoder(torch.autograd.Function):
-    "`(values, indices, hidden_pre)`: ReLU of the top `k` of $(x - c) W + b$ per row, with a backward sparse in k."
-    @staticmethod
-    def forward(ctx, x:torch.Tensor, centre:torch.Tensor|None, W:torch.Tensor, b:torch.Tensor, k:int,
-                out:torch.Tensor|None=None):   # a buffer for hidden_pre
-        xc = x if centre is None else x - centre
-        hidden_pre = torch.addmm(b, xc, W, out=out)   # under autocast: a low-precision matmul
-        values, indices = hidden_pre.topk(k, dim=-1, sorted=False)
-        values = values.relu_()
-        ctx.save_for_backward(xc, W, values, indices)
-        ctx.mark_non_differentiable(indices)
-        ctx.set_materialize_grads(False)
-        return values, indices, hidden_pre
-
-    @staticmethod
-    def backward(ctx, grad_values, grad_indices, grad_hidden_pre):
-        xc, W, values, indices = ctx.saved_tensors
-        need_x, need_c, need_W, need_b = ctx.needs_input_grad[:4]
-        g = (grad_values * (values > 0)).float() if grad_values is not None else torch.zeros_like(values, dtype=torch.float32)
-        flat_idx = indices.reshape(-1)
-        grad_b = torch.zeros(W.shape[1], dtype=torch.float32, device=W.device).index_add_(0, flat_idx, g.reshape(-1))
-        if grad_hidden_pre is not None: grad_b += grad_hidden_pre.float().sum(0)
-        grad_x = grad_c = grad_W = None
-        if need_W: grad_W = _sparse_weight_grad(xc, g, indices, W.shape[1])
-        if need_W and grad_hidden_pre is not None:
-            grad_W = grad_W + xc.to(grad_hidden_pre.dtype).t() @ grad_hidden_pre
-        if need_c: grad_c = -(grad_b @ W.t().float()).to(W.dtype)
-        if need_x:
-            dense = torch.zeros(g.shape[0], W.shape[1], dtype=g.dtype, device=g.device).scatter_(-1, indices, g)
-            if grad_hidden_pre is not None: dense += grad_hidden_pre.float()
-            grad_x = (dense @ W.t().float()).to(xc.dtype)
-        return grad_x, grad_c, None if grad_W is None else grad_W.to(W.dtype), grad_b.to(W.dtype) if need_b else None, None, None
-
-def _sparse_weight_grad(xc:torch.Tensor, g:torch.Tensor, indices:torch.Tensor, d_sae:int) -> torch.Tensor:
-    "$\\partial W = x_c^\\top G$ `[d_in, d_sae]` for a `G` with `k` non-zeros `g` per row at `indices`, as a sparse product."
-    n, k = indices.shape
-    rows = torch.arange(n, device=indices.device).repeat_interleave(k)
-    with warnings.catch_warnings():   # "sparse CSR support is in beta"
-        warnings.simplefilter("ignore")
-        G_t = torch.sparse_coo_tensor(torch.stack([indices.reshape(-1), rows]), g.reshape(-1), (d_sae, n),
-                                      check_invariants=False)
-        return (G_t.to_sparse_csr() @ xc.float()).t()
-
 # %% ../nbs/04_training_sae.ipynb #d9480e03
 @register_training_architecture("topk")
 class TrainingTopKArchitecture(TrainingArchitecture, TopKArchitecture):
@@ -560,21 +391,22 @@ class TrainingTopKArchitecture(TrainingArchitecture, TopKArchitecture):
     training_options = ("rescale_acts_by_decoder_norm", "aux_loss_coefficient")
 
     def encode_with_hidden_pre(self, sae, sae_in):
-        "In a training pass, `TopKEncoder` (its values and indices go to the step cache); otherwise the generic encoder."
+        "In a training pass, `TopKEncoder` (its values and indices go to the step state); otherwise the generic encoder."
         if not self.can_fuse_encoder(sae, sae_in): return super().encode_with_hidden_pre(sae, sae_in)
         # on a CPU outside autocast (`step_pool`), the `[batch, d_sae]` pre-activations and code go in pooled buffers
-        pool = sae._step_cache["pool"]
+        state = sae._step_state
+        pool = state.pool
         out = None if pool is None else pool.empty((len(sae_in), sae.cfg.d_sae), sae_in)
         values, indices, hidden_pre = TopKEncoder.apply(sae_in, encoder_centre(sae), sae.W_enc, sae.b_enc,
                                                         sae.activation_fn.k, out)
         code = (torch.zeros_like(hidden_pre) if pool is None else pool.like(hidden_pre).zero_()).scatter_(-1, indices, values)
         feature_acts = sae.hook_sae_acts_post(code)
-        if feature_acts is code: sae._step_cache["sparse_code"] = (feature_acts, values, indices)   # unless a hook changed it
+        if feature_acts is code: state.sparse_code = SparseCode(feature_acts, values, indices)   # unless a hook changed it
         return feature_acts, hidden_pre
 
     def can_fuse_encoder(self, sae, sae_in) -> bool:
         "Whether `TopKEncoder` computes exactly what the generic path would (no noise, no pre-activation hooks, ReLU, no rescaling)."
-        return (self.per_row_topk and sae._step_cache is not None and not sae.cfg.rescale_acts_by_decoder_norm and sae_in.ndim == 2 and not sae.hook_sae_acts_pre._forward_hooks
+        return (self.per_row_topk and sae._step_state is not None and not sae.cfg.rescale_acts_by_decoder_norm and sae_in.ndim == 2 and not sae.hook_sae_acts_pre._forward_hooks
                 and not (sae.training and sae.cfg.noise_scale > 0) and isinstance(sae.activation_fn.postact_fn, nn.ReLU))
 
     def hidden_pre(self, sae, sae_in):
@@ -585,12 +417,11 @@ class TrainingTopKArchitecture(TrainingArchitecture, TopKArchitecture):
     def decode_features(self, sae, feature_acts):
         "The encoder's own code: sum only its k active decoder rows (`embedding_bag`); any other code: dense product."
         if sae.cfg.rescale_acts_by_decoder_norm: return super().decode_features(sae, feature_acts / sae.W_dec.norm(dim=-1))
-        code = None if sae._step_cache is None else sae._step_cache.get("sparse_code")
-        if code is None or code[0] is not feature_acts: return super().decode_features(sae, feature_acts)
-        _, values, indices = code
-        k = indices.shape[-1]
-        out = F.embedding_bag(indices.reshape(-1, k), sae.W_dec, mode="sum",
-                              per_sample_weights=values.reshape(-1, k).to(sae.W_dec.dtype))
+        code = step_code(sae, feature_acts)
+        if code is None: return super().decode_features(sae, feature_acts)
+        k = code.indices.shape[-1]
+        out = F.embedding_bag(code.indices.reshape(-1, k), sae.W_dec, mode="sum",
+                              per_sample_weights=code.values.reshape(-1, k).to(sae.W_dec.dtype))
         return out.reshape(*feature_acts.shape[:-1], out.shape[-1])
 
     def training_losses(self, sae, *, sae_in, sae_out, feature_acts, hidden_pre, per_item_mse_loss,
@@ -614,37 +445,6 @@ class TrainingTopKArchitecture(TrainingArchitecture, TopKArchitecture):
         residual = (sae_in - sae_out).detach()
         return scale * (sae.decode(aux_acts) - residual).pow(2).sum(dim=-1).mean()
 
-# %% ../nbs/04_training_sae.ipynb #02b772e3
-class GatedCode(torch.autograd.Function):
-    """From the shared product $s = x_c W_{enc}$, in pooled buffers: the features $H(\\pi_{gate})\\,\\mathrm{relu}(\\pi_{mag})$,
-    the gate activations $\\mathrm{relu}(\\pi_{gate})$ and $\\pi_{mag}$ (`hidden_pre`)."""
-    @staticmethod
-    def forward(ctx, shared:torch.Tensor, b_gate:torch.Tensor, r_mag:torch.Tensor, b_mag:torch.Tensor, pool:BufferPool):
-        ctx.set_materialize_grads(False)
-        scale = r_mag.exp()
-        gate_act = torch.add(shared, b_gate, out=pool.like(shared)).relu_()
-        pi_mag = torch.addcmul(b_mag, shared, scale, out=pool.like(shared))
-        acts = torch.clamp_min(pi_mag, 0, out=pool.like(shared)).mul_(torch.gt(gate_act, 0, out=pool.like(shared)))
-        ctx.save_for_backward(shared, scale, acts, gate_act)
-        ctx.pool = pool
-        return acts, gate_act, pi_mag
-
-    @staticmethod
-    def backward(ctx, g_acts, g_gate, g_mag):
-        shared, scale, acts, gate_act = ctx.saved_tensors
-        pool, threshold_backward = ctx.pool, torch.ops.aten.threshold_backward.grad_input
-        # d acts / d pi_mag is 1 exactly where acts > 0 (gate open and pi_mag > 0)
-        grad_mag = pool.like(shared).zero_() if g_acts is None else threshold_backward(g_acts, acts, 0, grad_input=pool.reusable(g_acts))
-        if g_mag is not None: grad_mag.add_(g_mag)
-        grad_b_mag = grad_mag.sum(0)
-        grad_r_mag = torch.mul(grad_mag, shared, out=pool.like(shared)).sum(0).mul_(scale)
-        grad_shared, grad_b_gate = grad_mag.mul_(scale), None
-        if g_gate is not None:
-            grad_gate = threshold_backward(g_gate, gate_act, 0, grad_input=pool.reusable(g_gate))
-            grad_b_gate = grad_gate.sum(0)
-            grad_shared.add_(grad_gate)
-        return grad_shared, grad_b_gate, grad_r_mag, grad_b_mag, None
-
 # %% ../nbs/04_training_sae.ipynb #4b926c40
 @register_training_architecture("gated")
 class TrainingGatedArchitecture(SparseCodeTraining, TrainingArchitecture, GatedArchitecture):
@@ -654,101 +454,44 @@ class TrainingGatedArchitecture(SparseCodeTraining, TrainingArchitecture, GatedA
         "A sparse code on the open gates when few are open; otherwise the generic encoder."
         if not (self.can_use_sparse_code(sae, sae_in) and isinstance(sae.activation_fn, nn.ReLU)):
             return super().encode_with_hidden_pre(sae, sae_in)
-        shared = self.pooled_product(sae, sae_in, None)
+        state, shared = sae._step_state, self.pooled_product(sae, sae_in, None)
         pattern = self.code_pattern(shared, -sae.b_gate.detach())   # the open gates: shared + b_gate > 0
         if pattern is None:
-            feature_acts, sae._step_cache["gate_act"], hidden_pre = GatedCode.apply(shared, sae.b_gate, sae.r_mag,
-                                                                                    sae.b_mag, self.pool(sae))
-            return self.dense_code(sae, feature_acts), hidden_pre
+            feature_acts, state.gate_act, hidden_pre = GatedCode.apply(shared, sae.b_gate, sae.r_mag, sae.b_mag, self.pool(sae))
+            return self.keep_dense_code(sae, feature_acts), hidden_pre
         cols = pattern.cols
         shared_at = SampledLinear.apply(sae_in, encoder_centre(sae), sae.W_enc, None, shared.detach(), pattern)
-        sae._step_cache["pi_gate_code"] = shared_at + sae.b_gate[cols]
+        state.pi_gate_code = shared_at + sae.b_gate[cols]
         values = torch.relu(torch.addcmul(sae.b_mag[cols], shared_at, sae.r_mag.exp()[cols]))   # every gate here is open
-        return self.cache_code(sae, values, pattern), self.magnitude(sae, shared)
+        return self.keep_sparse_code(sae, values, pattern), self.magnitude(sae, shared)
 
     def gate(self, sae, shared):
-        "The gate; in a training pass its pre-activation $\\pi_{gate}$ goes to the step cache for the losses."
+        "The gate; in a training pass its pre-activation $\\pi_{gate}$ goes to the step state for the losses."
         pi_gate = shared + sae.b_gate
-        if sae._step_cache is not None: sae._step_cache["pi_gate"] = pi_gate
+        if sae._step_state is not None: sae._step_state.pi_gate = pi_gate
         return pi_gate > 0
 
     def training_losses(self, sae, *, sae_in, sae_out, feature_acts, hidden_pre, per_item_mse_loss,
                         current_l1_coefficient, dead_neuron_mask):
-        cache, code, norms = sae._step_cache, self.cached_code(sae, feature_acts), sae.W_dec.norm(dim=1)
-        if code is not None and "pi_gate_code" in cache:   # the gate path on the sparse code: open gates only
-            pattern = code[1]
-            gate_act = torch.relu(cache["pi_gate_code"])
-            via_gate = SparseDecode.apply(gate_act, sae.W_dec, pattern)
-            penalty = (gate_act * norms[pattern.cols]).sum() / pattern.shape[0]
-        elif cache is not None and "gate_act" in cache:   # the dense code's: decode and penalty in one function
-            via_gate, rows = DenseDecode.apply(cache["gate_act"], sae.W_dec, norms, self.pool(sae))
-            penalty = rows.mean()
-        else:
-            if cache is not None and "pi_gate" in cache: pi_gate = cache["pi_gate"]   # the encoder's, not a second matmul
-            else: pi_gate = centred_linear(sae._encoder_input(sae_in), encoder_centre(sae), sae.W_enc, sae.b_gate)
-            gate_act = torch.relu(pi_gate)
-            via_gate = gate_act @ sae.W_dec
-            penalty = (gate_act * norms).sum(dim=-1).mean()
+        "$\\lambda$ times the gate's decoder-norm-weighted sparsity, and the reconstruction through the gate path alone."
+        via_gate, penalty = self.gate_path(sae, sae_in, feature_acts)
         return {"auxiliary_reconstruction_loss": (via_gate + sae.b_dec - sae_in).pow(2).sum(dim=-1).mean(),
                 "l1_loss": current_l1_coefficient * penalty}
 
-# %% ../nbs/04_training_sae.ipynb #8eab29dd
-def rectangle(x:torch.Tensor) -> torch.Tensor:
-    "The rectangle kernel: 1 where -1/2 < x < 1/2, else 0."
-    return ((x > -0.5) & (x < 0.5)).to(x)
-
-class Step(torch.autograd.Function):
-    "Heaviside step $H(x - \\theta)$ with the straight-through threshold gradient $-\\frac1\\varepsilon K(\\frac{x-\\theta}\\varepsilon)$."
-    @staticmethod
-    def forward(ctx, x:torch.Tensor, threshold:torch.Tensor, bandwidth:float) -> torch.Tensor:
-        ctx.save_for_backward(x, threshold)
-        ctx.bandwidth = bandwidth
-        return (x > threshold).to(x)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        x, threshold = ctx.saved_tensors
-        grad = -(1.0 / ctx.bandwidth) * rectangle((x - threshold) / ctx.bandwidth) * grad_output
-        return None, grad.sum_to_size(threshold.shape), None
-
-class JumpReLU(torch.autograd.Function):
-    "$x\\,H(x - \\theta)$ with the straight-through threshold gradient $-\\frac\\theta\\varepsilon K(\\frac{x-\\theta}\\varepsilon)$."
-    @staticmethod
-    def forward(ctx, x:torch.Tensor, threshold:torch.Tensor, bandwidth:float) -> torch.Tensor:
-        ctx.save_for_backward(x, threshold)
-        ctx.bandwidth = bandwidth
-        return x * (x > threshold)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        x, threshold = ctx.saved_tensors
-        grad_x = (x > threshold) * grad_output if ctx.needs_input_grad[0] else None
-        grad_t = -(threshold / ctx.bandwidth) * rectangle((x - threshold) / ctx.bandwidth) * grad_output
-        return grad_x, grad_t.sum_to_size(threshold.shape), None
-
-class JumpReLUWithL0(torch.autograd.Function):
-    """`JumpReLU` and each row's `Step` count (its L0) in one pass, and both threshold gradients in one backward; every
-    `x`-sized tensor in a `BufferPool`'s buffers when one is given."""
-    @staticmethod
-    def forward(ctx, x:torch.Tensor, threshold:torch.Tensor, bandwidth:float,
-                pool:BufferPool|None=None) -> tuple[torch.Tensor, torch.Tensor]:
-        new = torch.empty_like if pool is None else pool.like
-        active = torch.gt(x, threshold, out=new(x))   # 1.0 / 0.0
-        ctx.save_for_backward(x, threshold, active)
-        ctx.bandwidth, ctx.new, ctx.reuse = bandwidth, new, (torch.empty_like if pool is None else pool.reusable)
-        return torch.mul(x, active, out=new(x)), active.sum(dim=-1)
-
-    @staticmethod
-    def backward(ctx, grad_acts, grad_l0):
-        x, threshold, active = ctx.saved_tensors
-        new = ctx.new
-        # both pseudo-derivatives share the kernel: -(1/eps) K(.) (theta * grad_acts + grad_l0)
-        upstream = torch.mul(grad_acts, threshold, out=new(x))
-        if grad_l0 is not None: upstream.add_(grad_l0.unsqueeze(-1))
-        kernel = torch.sub(x, threshold, out=new(x)).div_(ctx.bandwidth).abs_().lt_(0.5)   # rectangle((x - theta) / eps)
-        grad_t = kernel.mul_(upstream).sum_to_size(threshold.shape)
-        grad_x = torch.mul(grad_acts, active, out=ctx.reuse(grad_acts)) if ctx.needs_input_grad[0] else None
-        return grad_x, grad_t.mul_(-1.0 / ctx.bandwidth), None, None
+    def gate_path(self, sae, sae_in, feature_acts):
+        "$\\mathrm{relu}(\\pi_{gate}) W_{dec}$, and the batch mean of $\\sum_j \\mathrm{relu}(\\pi_{gate})_j \\lVert W_{dec,j}\\rVert$."
+        state, code, norms = sae._step_state, step_code(sae, feature_acts), sae.W_dec.norm(dim=1)
+        if code is not None and state.pi_gate_code is not None:   # on the sparse code: open gates only
+            gate_act = torch.relu(state.pi_gate_code)
+            return (SparseDecode.apply(gate_act, sae.W_dec, code.pattern),
+                    (gate_act * norms[code.indices]).sum() / code.pattern.shape[0])
+        if state is not None and state.gate_act is not None:   # the dense code's: decode and penalty in one function
+            via_gate, rows = DenseDecode.apply(state.gate_act, sae.W_dec, norms, self.pool(sae))
+            return via_gate, rows.mean()
+        if state is not None and state.pi_gate is not None: pi_gate = state.pi_gate   # the encoder's, not a second matmul
+        else: pi_gate = centred_linear(sae._encoder_input(sae_in), encoder_centre(sae), sae.W_enc, sae.b_gate)
+        gate_act = torch.relu(pi_gate)
+        return gate_act @ sae.W_dec, (gate_act * norms).sum(dim=-1).mean()
 
 # %% ../nbs/04_training_sae.ipynb #a91af143
 @register_training_architecture("jumprelu")
@@ -786,33 +529,36 @@ class TrainingJumpReLUArchitecture(SparseCodeTraining, TrainingArchitecture, Jum
         threshold, bandwidth = self.threshold(sae), sae.cfg.jumprelu_bandwidth
         # active features, and those close enough below threshold for the kernel K((z - theta) / eps) to be non-zero
         pattern = self.code_pattern(hidden_pre, threshold.detach() - bandwidth)
-        if pattern is None: return self.dense_code(sae, self.activate(sae, hidden_pre, self.pool(sae))), hidden_pre
+        if pattern is None: return self.keep_dense_code(sae, self.activate(sae, hidden_pre, self.pool(sae))), hidden_pre
         pre = SampledLinear.apply(sae_in, encoder_centre(sae), sae.W_enc, sae.b_enc, hidden_pre.detach(), pattern)
         values, l0 = JumpReLUWithL0.apply(pre, threshold[pattern.cols], bandwidth)
-        sae._step_cache["l0"] = (hidden_pre, l0 / pattern.shape[0])   # the batch's mean L0
-        return self.cache_code(sae, values, pattern), hidden_pre
+        sae._step_state.l0, sae._step_state.l0_pre = l0 / pattern.shape[0], hidden_pre   # the batch's mean L0
+        return self.keep_sparse_code(sae, values, pattern), hidden_pre
 
     def activate(self, sae, hidden_pre, pool:BufferPool|None=None):
-        "JumpReLU; in a training pass one fused function also counts each row's L0 for the loss (step cache)."
-        threshold, bandwidth = self.threshold(sae), sae.cfg.jumprelu_bandwidth
-        if sae._step_cache is None: return JumpReLU.apply(hidden_pre, threshold, bandwidth)
-        feature_acts, l0 = JumpReLUWithL0.apply(hidden_pre, threshold, bandwidth, pool)
-        sae._step_cache["l0"] = (hidden_pre, l0)
+        "JumpReLU; in a training pass one fused function also counts each row's L0 for the loss (step state)."
+        threshold, bandwidth, state = self.threshold(sae), sae.cfg.jumprelu_bandwidth, sae._step_state
+        if state is None: return JumpReLU.apply(hidden_pre, threshold, bandwidth)
+        feature_acts, state.l0 = JumpReLUWithL0.apply(hidden_pre, threshold, bandwidth, pool)
+        state.l0_pre = hidden_pre
         return feature_acts
 
     def training_losses(self, sae, *, sae_in, sae_out, feature_acts, hidden_pre, per_item_mse_loss,
                         current_l1_coefficient, dead_neuron_mask):
+        "$\\lambda$ times the batch mean of the L0 (step or tanh mode); the pre-activation loss when on."
         cfg, threshold = sae.cfg, self.threshold(sae)
-        if cfg.jumprelu_sparsity_loss_mode == "tanh":   # a smooth L0: sum_i tanh(c f_i |W_dec,i|)
-            l0 = torch.tanh(cfg.jumprelu_tanh_scale * feature_acts * sae.W_dec.norm(dim=-1)).sum(dim=-1)
-        else:
-            cached = None if sae._step_cache is None else sae._step_cache.get("l0")
-            if cached is not None and cached[0] is hidden_pre: l0 = cached[1]
-            else: l0 = Step.apply(hidden_pre, threshold, cfg.jumprelu_bandwidth).sum(dim=-1)
-        losses = {"l0_loss": (current_l1_coefficient * l0).mean()}
+        losses = {"l0_loss": (current_l1_coefficient * self.l0_penalty(sae, feature_acts, hidden_pre, threshold)).mean()}
         if cfg.pre_act_loss_coefficient is not None:
             losses["pre_act_loss"] = self.pre_act_loss(sae, hidden_pre, threshold, dead_neuron_mask)
         return losses
+
+    def l0_penalty(self, sae, feature_acts, hidden_pre, threshold):
+        "Each row's $\\sum_j H(z_j - \\theta_j)$ through `Step` (or the fused count), or tanh mode's $\\sum_j \\tanh(c f_j \\lVert W_{dec,j}\\rVert)$."
+        cfg = sae.cfg
+        if cfg.jumprelu_sparsity_loss_mode == "tanh":   # a smooth L0
+            return torch.tanh(cfg.jumprelu_tanh_scale * feature_acts * sae.W_dec.norm(dim=-1)).sum(dim=-1)
+        fused = None if sae._step_state is None else sae._step_state.l0_from(hidden_pre)
+        return fused if fused is not None else Step.apply(hidden_pre, threshold, cfg.jumprelu_bandwidth).sum(dim=-1)
 
     def pre_act_loss(self, sae, hidden_pre, threshold, dead_neuron_mask):
         "$\\lambda_p \\sum_i \\mathrm{relu}(\\theta_i - z_i) \\lVert W_{dec,i}\\rVert$ over the dead features, batch mean (0 when none is dead)."
