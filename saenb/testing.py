@@ -302,7 +302,7 @@ def random_activations(n:int, # number of rows (tokens)
     return out * scale
 
 # %% ../nbs/01_testing.ipynb #12755fe7
-def tiny_sae_cfg(**overrides) -> SAEConfig:
+def tiny_sae_cfg(**overrides):
     "An inference `SAEConfig` for an SAE on the tiny model (`d_in=32`, `d_sae=64`); any field overridden by keyword."
     from saenb.sae import SAEConfig
     hook_name = overrides.get("hook_name", "blocks.0.hook_mlp_out")
@@ -314,7 +314,7 @@ def tiny_sae_cfg(**overrides) -> SAEConfig:
     return SAEConfig(**{**base, **overrides})
 
 def tiny_runner_cfg(n_steps:int=300, # training steps (`training_tokens` = steps x batch, unless given)
-                    **overrides) -> LanguageModelSAERunnerConfig:
+                    **overrides):
     "A `LanguageModelSAERunnerConfig` training an SAE on the tiny model; any field overridden by keyword."
     from saenb.config import LanguageModelSAERunnerConfig
     hook_name, batch = overrides.get("hook_name", "blocks.0.hook_mlp_out"), overrides.get("train_batch_size_tokens", 128)
@@ -328,7 +328,7 @@ def tiny_runner_cfg(n_steps:int=300, # training steps (`training_tokens` = steps
     return LanguageModelSAERunnerConfig(**{**base, **overrides})
 
 def tiny_cache_cfg(new_cached_activations_path:str|Path, # the folder the cache is written to
-                   **overrides) -> CacheActivationsRunnerConfig:
+                   **overrides):
     "A `CacheActivationsRunnerConfig` caching 480 tokens of the tiny model's activations; any field overridden by keyword."
     from saenb.config import CacheActivationsRunnerConfig
     hook_name = overrides.get("hook_name", "blocks.0.hook_mlp_out")
