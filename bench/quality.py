@@ -149,7 +149,9 @@ class Evaluator:
             self.model = load_offline_model(device="cpu")
             n = self.tokens.shape[0] * CONTEXT
             clean = self.x[:n].clone()
-            self.base = dict(ce_clean=self._ce(clean), ce_zero_ablation=self._ce(torch.zeros_like(clean)))
+            self.base = dict(ce_clean=self._ce(clean), ce_zero_ablation=self._ce(torch.zeros_like(clean)),
+                             # the whole model on the tokens: checks that running from layer 4 on the cache is the model
+                             ce_clean_full_forward=float(self.model(self.tokens, return_type="loss")))
         return self.base
 
     @torch.no_grad()
@@ -196,6 +198,43 @@ def train(r: dict, a, folder: Path) -> dict:
     res = json.loads(lines[-1])
     res.update(status="ok", process_seconds=time.time() - t0, weights=str(out))
     return res
+
+
+# ---- reports ------------------------------------------------------------------------------------------------------------
+
+def markdown_table(lines: list[dict]) -> str:
+    cols = [("run", "run", "{}"), ("train tokens", "train_tokens", "{:,}"), ("tok/s", "steady_tokens_per_s", "{:,.0f}"),
+            ("train s", "train_seconds", "{:.1f}"), ("L0", "l0", "{:.1f}"), ("EV", "explained_variance", "{:.3f}"),
+            ("MSE", "mse", "{:.4g}"), ("CE rec.", "ce_loss_recovered", "{:.3f}"), ("CE with SAE", "ce_loss_with_sae", "{:.3f}"),
+            ("dead", "dead_fraction", "{:.3f}"), ("dense", "dense_fraction", "{:.3f}"), ("form check", "form_check_rel_err", "{:.1e}")]
+    rows = ["| " + " | ".join(c[0] for c in cols) + " |", "|" + "---|" * len(cols)]
+    for l in lines:
+        cells = [("FAILED" if l.get("status") != "ok" and key != "run" else
+                  (fmt.format(l[key]) if l.get(key) is not None else "")) for _, key, fmt in cols]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def estimate_full_sweep(lines: list[dict], meta: dict, budget: int = 1_000_000, seeds: int = 2,
+                        ce_contexts: int = 64) -> dict:
+    """Extrapolate the full sweep's wall time from measured runs: per run, budget / the steady training rate of its
+    (library, architecture), plus its process overhead (start, imports, saving), plus its evaluation scaled to the full
+    CE evaluation; plus caching `budget` training activations at the measured caching rate."""
+    rate = {(l["lib"], l["arch"]): l for l in lines if l.get("status") == "ok"}
+    total, per = 0.0, {}
+    for r in sweep():
+        l = rate.get((r["lib"], r["arch"]))
+        if l is None: continue
+        tps = l.get("steady_tokens_per_s") or l["tokens_per_s"]
+        overhead = l["process_seconds"] - l["train_seconds"]
+        ev = l["eval_seconds"] * ce_contexts * CONTEXT / max(l["ce_eval_tokens"], 1)
+        secs = seeds * (budget / tps + overhead + ev)
+        per[r["lib"]] = per.get(r["lib"], 0) + secs
+        total += secs
+    data = meta.get("data", {})
+    cache = budget / (data["train_tokens"] + data["held_out_tokens"]) * data["seconds"] if data.get("seconds") else 0.0
+    return dict(runs=len(sweep()) * seeds, hours_training_and_eval=total / 3600, hours_caching=cache / 3600,
+                hours_total=(total + cache) / 3600, hours_per_library={k: v / 3600 for k, v in per.items()})
 
 
 def main():
@@ -245,7 +284,11 @@ def main():
                                               f"CE rec {line['ce_loss_recovered']:.3f}  {line['tokens_per_s']:.0f} tok/s"
                                               if res["status"] == "ok" else "FAILED\n" + res["stderr_tail"][-1500:]))
     meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    lines = [json.loads(l) for l in a.out.read_text().splitlines()]
+    meta["estimate_full_sweep_from_these_runs"] = estimate_full_sweep(lines, meta)
     Path(str(a.out) + ".meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    print(markdown_table(lines))
+    print(json.dumps(meta["estimate_full_sweep_from_these_runs"], indent=1))
 
 
 if __name__ == "__main__":

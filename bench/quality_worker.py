@@ -170,8 +170,12 @@ def train_lens5(lib: str, arch: str, a, batches: Batches) -> dict:
         trainer = SAETrainer(model=None, sae=sae, activation_store=store, save_checkpoint_fn=lambda *x, **kw: None, cfg=cfg)
         sae = trainer.fit()
         seconds = time.perf_counter() - t0
-        sae.save_model(str(Path(d) / "sae"))
-        inference = SAE.load_from_disk(str(Path(d) / "sae"), device="cpu")
+        if lib == "saenb":   # the inference form (a BatchTopK-family SAE as the JumpReLU it runs as)
+            sae.save_inference_model(str(Path(d) / "sae"))
+            inference = SAE.load_from_disk(str(Path(d) / "sae"), device="cpu")
+        else:   # SAELens 5.6: save_model writes a JumpReLU's threshold (not its log); load_from_pretrained reads a folder
+            sae.save_model(str(Path(d) / "sae"))
+            inference = SAE.load_from_pretrained(str(Path(d) / "sae"), device="cpu")
     inference.use_error_term = False
     return dict(common=from_lens_inference_sae(inference), own_forward=inference, train_seconds=seconds,
                 config=dict(lr=cfg.lr, l1_coefficient=cfg.l1_coefficient, b_dec_init_method=cfg.b_dec_init_method,
