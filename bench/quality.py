@@ -250,7 +250,16 @@ def main():
     p.add_argument("--ce-contexts", type=int, default=64, help="held-out contexts for the CE loss")
     p.add_argument("--timeout", type=int, default=3 * 3600, help="seconds one training process may take")
     p.add_argument("--out", default=None, help="JSON lines (default bench/results/quality.jsonl; --smoke: quality-smoke.jsonl)")
+    p.add_argument("--report", default=None, metavar="JSONL",
+                   help="print the markdown table and full-sweep estimate of a results file (and its .meta.json), then exit")
     a = p.parse_args()
+    if a.report:
+        lines = [json.loads(l) for l in Path(a.report).read_text().splitlines()]
+        meta_path = Path(a.report + ".meta.json")
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        print(markdown_table(lines))
+        print(json.dumps(estimate_full_sweep(lines, meta), indent=1))
+        return
     if a.smoke:
         a.budget = a.budget if "--budget" in sys.argv else 16 * a.batch
         a.seeds = a.seeds if "--seeds" in sys.argv else [0]
