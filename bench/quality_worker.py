@@ -109,6 +109,13 @@ def common_forward(c: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 def from_lens_inference_sae(sae) -> dict:
     "The common form of a SAELens (5.6 or 6) or saenb inference `SAE` loaded from disk."
+    if getattr(sae.cfg, "rescale_acts_by_decoder_norm", False):
+        # SAELens 6's TopK default: fold the decoder norms into the encoder with the library's own method (exact for
+        # this setting), on a copy so that the form check compares with the SAE as loaded
+        import copy
+        sae = copy.deepcopy(sae)
+        sae.fold_W_dec_norm()
+        sae.cfg.rescale_acts_by_decoder_norm = False
     cfg, sd = sae.cfg, dict(sae.state_dict())
     arch = cfg.architecture() if callable(getattr(cfg, "architecture", None)) else cfg.architecture
     norm = getattr(cfg, "normalize_activations", "none")
