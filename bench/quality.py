@@ -199,7 +199,7 @@ def train(r: dict, a, folder: Path) -> dict:
     if p.returncode != 0 or not lines:
         return dict(status="failed", returncode=p.returncode, stderr_tail=p.stderr[-3000:], process_seconds=time.time() - t0)
     res = json.loads(lines[-1])
-    res.update(status="ok", process_seconds=time.time() - t0, weights=str(out))
+    res.update(status="ok", process_seconds=time.time() - t0, weights=str(out.relative_to(ROOT.parent)))
     return res
 
 
@@ -290,7 +290,7 @@ def main():
             res = train(r, a, folder)
             line = dict(run=run_name(r), **{k: r.get(k) for k in ("lib", "arch", "k", "coef", "seed")}, budget=a.budget)
             line.update({k: v for k, v in res.items() if k not in line})
-            if res["status"] == "ok": line.update(evaluator(torch.load(res["weights"])))
+            if res["status"] == "ok": line.update(evaluator(torch.load(ROOT.parent / res["weights"])))
             f.write(json.dumps(line) + "\n"); f.flush()
             tqdm.write(f"{run_name(r)}: " + (f"L0 {line['l0']:.1f}  EV {line['explained_variance']:.3f}  "
                                               f"CE rec {line['ce_loss_recovered']:.3f}  {line['tokens_per_s']:.0f} tok/s"
