@@ -1,0 +1,307 @@
+"""SAE quality against the peers (issue 19): saenb, SAELens 5.6.0, the latest SAELens 6.x and sparsify, trained on the
+same cached activations with the same dictionary size and token budget, measured by one shared evaluation.
+
+    bash bench/setup_quality_peers.sh            # the peers' venvs under bench/.venvs (once)
+    python bench/quality.py                      # the sweep: 1M training tokens a run, seeds 0 and 1
+    python bench/quality.py --smoke              # every library x architecture path at a tiny budget
+    python bench/quality.py --only topk --only saenb --seeds 0
+
+Run it with saenb's Python. Steps:
+
+1. **Data.** The offline SmolLM2-135M (`saenb.load_model.load_offline_model`), `blocks.3.hook_resid_post`, over the stdlib
+   corpus (`saenb.training_runner.demo_datasets`: packed 128-token contexts, the last 5% of documents held out). The
+   activations are cached once, as float32 tensors, in `bench/.cache/quality/<key>/` (`train.pt` [n, 576],
+   `held_out.pt` [m, 576], `held_out_tokens.pt` [m / 128, 128]).
+2. **Training.** Each (library, architecture, setting, seed) trains in a fresh process with that library's venv
+   (`bench/quality_worker.py`, which says how each library is driven), through its own trainer with its documented
+   defaults, the same dictionary size (`--d-sae`, 8 x 576) and batches (4096 tokens, the same order at one seed).
+3. **Evaluation** (here, in saenb's venv, one code path for every run): on the held-out activations, L0, explained
+   variance `1 - sum|x - x_hat|^2 / sum|x - mean(x)|^2`, MSE (mean over tokens and dimensions), the dead fraction (features
+   that never fire on the held-out tokens) and the dense fraction (features firing on more than `DENSE` of them); on
+   the first `--ce-contexts` held-out contexts, the next-token CE loss with the SAE's reconstruction spliced in at the
+   hook (the model run from layer 4 on the reconstructed residual stream), and CE loss recovered
+   `(CE_zero - CE_sae) / (CE_zero - CE_clean)` with the zero-ablated hook as the floor.
+
+One JSON line per run goes to `--out`; the command, versions and data sizes to `<out>.meta.json`.
+"""
+from __future__ import annotations
+import argparse, json, math, os, platform, subprocess, sys, time
+from pathlib import Path
+import torch
+
+ROOT = Path(__file__).resolve().parent
+CACHE = ROOT / ".cache" / "quality"
+VENVS = ROOT / ".venvs"
+HOOK, LAYER, CONTEXT, D_IN = "blocks.3.hook_resid_post", 3, 128, 576
+DENSE = 0.10   # a feature firing on more than this fraction of held-out tokens is dense
+
+PYTHONS = {"saenb": Path(sys.executable), "saelens5": VENVS / "qsaelens5" / "bin" / "python",
+           "saelens6": VENVS / "qsaelens6" / "bin" / "python", "sparsify": VENVS / "qsparsify" / "bin" / "python"}
+
+# The sweep (issue 19). Sparsity coefficients: standard = the L1 coefficient (SAELens 6: `l1_coefficient`), jumprelu =
+# the L0 coefficient (SAELens 5.6 and saenb: `l1_coefficient`; SAELens 6: `l0_coefficient`); raw activations
+# (normalize_activations="none", every library's default). These activations are large (mean norm about 98, per-token
+# variance about 14,000, two dimensions carry a mean of 57 and 37), so the grids sit well above the libraries'
+# defaults (L1 1e-3 in 5.6, 1.0 in 6; L0 1.0): a first guess from that scale, to be calibrated by a pilot at the full budget.
+TOPK_K = (16, 32, 64)
+STANDARD_L1 = (5.0, 20.0, 80.0)
+JUMPRELU_L0 = (3.0, 10.0, 30.0)
+ALL_LIBS = ("saenb", "saelens5", "saelens6", "sparsify")
+
+
+def sweep() -> list[dict]:
+    runs = []
+    for k in TOPK_K: runs += [dict(lib=l, arch="topk", k=k) for l in ALL_LIBS]
+    for c in STANDARD_L1: runs += [dict(lib=l, arch="standard", coef=c) for l in ALL_LIBS[:3]]
+    for c in JUMPRELU_L0: runs += [dict(lib=l, arch="jumprelu", coef=c) for l in ALL_LIBS[:3]]
+    for arch in ("batchtopk", "matryoshka_batchtopk"): runs += [dict(lib=l, arch=arch, k=32) for l in ("saenb", "saelens6")]
+    return runs
+
+
+def smoke_sweep() -> list[dict]:
+    "Every library x architecture path once, at the middle setting."
+    middle = {"standard": STANDARD_L1[1], "jumprelu": JUMPRELU_L0[1]}
+    return [r for r in sweep() if r.get("k", 32) == 32 and r.get("coef") == middle.get(r["arch"])]
+
+
+def run_name(r: dict) -> str:
+    setting = f"k={r['k']}" if r.get("k") is not None else f"coef={r['coef']:g}"
+    return f"{r['lib']}/{r['arch']}/{setting}/seed={r['seed']}"
+
+
+# ---- 1. the cached activations ----------------------------------------------------------------------------------------
+
+def cache_activations(n_train_tokens: int, n_held_out_contexts: int, batch_contexts: int = 16) -> Path:
+    """Cache at least `n_train_tokens` training activations (all the corpus has, if fewer) and up to
+    `n_held_out_contexts` held-out contexts; reuse a cache folder already holding them."""
+    from tqdm.auto import tqdm
+    from saenb.load_model import load_offline_model
+    from saenb.training_runner import demo_datasets
+    n_train_ctx = math.ceil(n_train_tokens / CONTEXT)
+    for folder in sorted(CACHE.glob("ctx*")):   # a bigger cache serves a smaller request
+        meta = json.loads((folder / "meta.json").read_text()) if (folder / "meta.json").exists() else None
+        if meta and meta["n_train_contexts"] >= min(n_train_ctx, meta["corpus_train_contexts"]) \
+                and meta["n_held_out_contexts"] >= min(n_held_out_contexts, meta["corpus_held_out_contexts"]):
+            return folder
+    model = load_offline_model(device="cpu", first_n_layers=LAYER + 1)
+    train_ds, held_ds = demo_datasets(model.tokenizer, CONTEXT)
+    n_train_ctx, n_held_ctx = min(n_train_ctx, len(train_ds)), min(n_held_out_contexts, len(held_ds))
+    folder = CACHE / f"ctx{CONTEXT}-train{n_train_ctx}-held{n_held_ctx}"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    @torch.no_grad()
+    def acts_of(tokens: torch.Tensor, desc: str) -> torch.Tensor:
+        out = torch.empty(tokens.shape[0] * CONTEXT, D_IN)
+        for i in tqdm(range(0, tokens.shape[0], batch_contexts), desc=desc, mininterval=5):
+            _, cache = model.run_with_cache(tokens[i:i + batch_contexts], names_filter=[HOOK], stop_at_layer=LAYER + 1)
+            out[i * CONTEXT:(i + batch_contexts) * CONTEXT] = cache[HOOK].reshape(-1, D_IN).float()
+        return out
+
+    t0 = time.time()
+    held_tokens = torch.tensor(held_ds["tokens"][:n_held_ctx])
+    torch.save(acts_of(held_tokens, "caching held-out activations"), folder / "held_out.pt")
+    torch.save(held_tokens, folder / "held_out_tokens.pt")
+    train_tokens = torch.tensor(train_ds["tokens"][:n_train_ctx])
+    torch.save(acts_of(train_tokens, "caching training activations"), folder / "train.pt")
+    meta = dict(hook=HOOK, context=CONTEXT, n_train_contexts=n_train_ctx, n_held_out_contexts=n_held_ctx,
+                corpus_train_contexts=len(train_ds), corpus_held_out_contexts=len(held_ds),
+                train_tokens=n_train_ctx * CONTEXT, held_out_tokens=n_held_ctx * CONTEXT, seconds=time.time() - t0)
+    (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+    return folder
+
+
+# ---- 3. the shared evaluation -----------------------------------------------------------------------------------------
+
+def sae_forward(c: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    "(feature activations, reconstruction) of an SAE in the common form (see bench/quality_worker.py)."
+    pre = ((x - c["b_dec"]) if c["apply_b_dec_to_input"] else x) @ c["W_enc"] + c["b_enc"]
+    acts = pre.relu()
+    if c["activation"] == "topk":
+        top = acts.topk(c["k"], dim=-1)
+        acts = torch.zeros_like(acts).scatter(-1, top.indices, top.values)
+    elif c["activation"] == "jumprelu":
+        acts = acts * (pre > c["threshold"])
+    elif c["activation"] != "relu": raise ValueError(f"unknown activation {c['activation']!r}")
+    return acts, acts @ c["W_dec"] + c["b_dec"]
+
+
+class Evaluator:
+    "Held-out metrics of SAEs in the common form; the model and the clean and zero-ablation CE losses are computed once."
+    def __init__(self, folder: Path, ce_contexts: int, chunk: int = 4096):
+        self.x = torch.load(folder / "held_out.pt", mmap=True)
+        self.tokens = torch.load(folder / "held_out_tokens.pt")[:ce_contexts]
+        self.chunk, self.model, self.base = chunk, None, None
+        self.mean = self.x.mean(0)
+        self.total_var = float(((self.x - self.mean) ** 2).sum())
+
+    def _ce(self, resid: torch.Tensor) -> float:
+        "Mean next-token CE loss over the CE contexts, the model run from layer 4 on `resid` [contexts * 128, d]."
+        losses = []
+        for i in range(0, self.tokens.shape[0], 8):
+            toks = self.tokens[i:i + 8]
+            r = resid[i * CONTEXT:(i + toks.shape[0]) * CONTEXT].view(toks.shape[0], CONTEXT, D_IN)
+            logits = self.model(r, start_at_layer=LAYER + 1, return_type="logits")
+            losses.append(torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                                                            toks[:, 1:].reshape(-1), reduction="none"))
+        return float(torch.cat(losses).mean())
+
+    @torch.no_grad()
+    def ce_base(self) -> dict:
+        if self.base is None:
+            from saenb.load_model import load_offline_model
+            self.model = load_offline_model(device="cpu")
+            n = self.tokens.shape[0] * CONTEXT
+            clean = self.x[:n].clone()
+            self.base = dict(ce_clean=self._ce(clean), ce_zero_ablation=self._ce(torch.zeros_like(clean)),
+                             # the whole model on the tokens: checks that running from layer 4 on the cache is the model
+                             ce_clean_full_forward=float(self.model(self.tokens, return_type="loss")))
+        return self.base
+
+    @torch.no_grad()
+    def __call__(self, c: dict) -> dict:
+        t0 = time.time()
+        sse, fires, l0 = 0.0, torch.zeros(c["W_dec"].shape[0], dtype=torch.long), 0
+        n_ce = self.tokens.shape[0] * CONTEXT
+        recon_ce = torch.empty(n_ce, D_IN)
+        for i in range(0, self.x.shape[0], self.chunk):
+            x = self.x[i:i + self.chunk]
+            acts, recon = sae_forward(c, x)
+            active = acts != 0
+            l0 += int(active.sum())
+            fires += active.sum(0)
+            sse += float(((recon - x) ** 2).sum())
+            if i < n_ce: recon_ce[i:min(i + self.chunk, n_ce)] = recon[:n_ce - i]
+        n = self.x.shape[0]
+        base = self.ce_base()
+        ce_sae = self._ce(recon_ce)
+        freq = fires.float() / n
+        return dict(l0=l0 / n, explained_variance=1 - sse / self.total_var, mse=sse / (n * D_IN),
+                    ce_loss_with_sae=ce_sae, **base,
+                    ce_loss_recovered=(base["ce_zero_ablation"] - ce_sae) / (base["ce_zero_ablation"] - base["ce_clean"]),
+                    dead_fraction=float((fires == 0).float().mean()), dense_fraction=float((freq > DENSE).float().mean()),
+                    eval_tokens=n, ce_eval_tokens=n_ce, eval_seconds=time.time() - t0)
+
+
+# ---- 2. the runs ------------------------------------------------------------------------------------------------------
+
+def train(r: dict, a, folder: Path) -> dict:
+    out = CACHE / "runs" / (run_name(r).replace("/", "__") + f"-b{a.budget}.pt")
+    cmd = [str(PYTHONS[r["lib"]]), str(ROOT / "quality_worker.py"), "--lib", r["lib"], "--arch", r["arch"],
+           "--seed", str(r["seed"]), "--d-sae", str(a.d_sae), "--batch", str(a.batch), "--budget", str(a.budget),
+           "--acts", str(folder / "train.pt"), "--out", str(out)]
+    if r.get("k") is not None: cmd += ["--k", str(r["k"])]
+    if r.get("coef") is not None: cmd += ["--coef", str(r["coef"])]
+    env = {**os.environ, "WANDB_MODE": "disabled", "TOKENIZERS_PARALLELISM": "false"}
+    if r["lib"] != "saenb": env.pop("PYTHONPATH", None)   # a peer's venv sees its own packages only
+    t0 = time.time()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=a.timeout)
+    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    if p.returncode != 0 or not lines:
+        return dict(status="failed", returncode=p.returncode, stderr_tail=p.stderr[-3000:], process_seconds=time.time() - t0)
+    res = json.loads(lines[-1])
+    res.update(status="ok", process_seconds=time.time() - t0, weights=str(out.relative_to(ROOT.parent)))
+    return res
+
+
+# ---- reports ------------------------------------------------------------------------------------------------------------
+
+def markdown_table(lines: list[dict]) -> str:
+    cols = [("run", "run", "{}"), ("train tokens", "train_tokens", "{:,}"), ("tok/s", "steady_tokens_per_s", "{:,.0f}"),
+            ("train s", "train_seconds", "{:.1f}"), ("L0", "l0", "{:.1f}"), ("EV", "explained_variance", "{:.3f}"),
+            ("MSE", "mse", "{:.4g}"), ("CE rec.", "ce_loss_recovered", "{:.3f}"), ("CE with SAE", "ce_loss_with_sae", "{:.3f}"),
+            ("dead", "dead_fraction", "{:.3f}"), ("dense", "dense_fraction", "{:.3f}"), ("form check", "form_check_rel_err", "{:.1e}")]
+    rows = ["| " + " | ".join(c[0] for c in cols) + " |", "|" + "---|" * len(cols)]
+    for l in lines:
+        cells = [("FAILED" if l.get("status") != "ok" and key != "run" else
+                  (fmt.format(l[key]) if l.get(key) is not None else "")) for _, key, fmt in cols]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def estimate_full_sweep(lines: list[dict], meta: dict, budget: int = 1_000_000, seeds: int = 2,
+                        ce_contexts: int = 64) -> dict:
+    """Extrapolate the full sweep's wall time from measured runs: per run, budget / the steady training rate of its
+    (library, architecture), plus its process overhead (start, imports, saving), plus its evaluation scaled to the full
+    CE evaluation; plus caching `budget` training activations at the measured caching rate."""
+    rate = {(l["lib"], l["arch"]): l for l in lines if l.get("status") == "ok"}
+    total, per = 0.0, {}
+    for r in sweep():
+        l = rate.get((r["lib"], r["arch"]))
+        if l is None: continue
+        tps = l.get("steady_tokens_per_s") or l["tokens_per_s"]
+        overhead = l["process_seconds"] - l["train_seconds"]
+        ev = l["eval_seconds"] * ce_contexts * CONTEXT / max(l["ce_eval_tokens"], 1)
+        secs = seeds * (budget / tps + overhead + ev)
+        per[r["lib"]] = per.get(r["lib"], 0) + secs
+        total += secs
+    data = meta.get("data", {})
+    cache = budget / (data["train_tokens"] + data["held_out_tokens"]) * data["seconds"] if data.get("seconds") else 0.0
+    return dict(runs=len(sweep()) * seeds, hours_training_and_eval=total / 3600, hours_caching=cache / 3600,
+                hours_total=(total + cache) / 3600, hours_per_library={k: v / 3600 for k, v in per.items()})
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--budget", type=int, default=1_000_000, help="training tokens per run (default 1,000,000)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--only", action="append", default=[],
+                   help="keep runs whose name (lib/arch/setting/seed=N) contains this; repeat to AND filters")
+    p.add_argument("--smoke", action="store_true", help="each library x architecture once, tiny budget, seed 0")
+    p.add_argument("--d-sae", type=int, default=8 * D_IN)
+    p.add_argument("--batch", type=int, default=4096, help="training batch in tokens (every library)")
+    p.add_argument("--held-out-contexts", type=int, default=256, help="held-out contexts of 128 tokens for L0, EV, MSE")
+    p.add_argument("--ce-contexts", type=int, default=64, help="held-out contexts for the CE loss")
+    p.add_argument("--timeout", type=int, default=3 * 3600, help="seconds one training process may take")
+    p.add_argument("--out", default=None, help="JSON lines (default bench/results/quality.jsonl; --smoke: quality-smoke.jsonl)")
+    p.add_argument("--report", default=None, metavar="JSONL",
+                   help="print the markdown table and full-sweep estimate of a results file (and its .meta.json), then exit")
+    a = p.parse_args()
+    if a.report:
+        lines = [json.loads(l) for l in Path(a.report).read_text().splitlines()]
+        meta_path = Path(a.report + ".meta.json")
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        print(markdown_table(lines))
+        print(json.dumps(estimate_full_sweep(lines, meta), indent=1))
+        return
+    if a.smoke:
+        a.budget = a.budget if "--budget" in sys.argv else 16 * a.batch
+        a.seeds = a.seeds if "--seeds" in sys.argv else [0]
+        a.held_out_contexts = a.held_out_contexts if "--held-out-contexts" in sys.argv else 64
+        a.ce_contexts = a.ce_contexts if "--ce-contexts" in sys.argv else 8
+    a.out = Path(a.out or ROOT / "results" / ("quality-smoke.jsonl" if a.smoke else "quality.jsonl"))
+    from tqdm.auto import tqdm
+    runs = [{**r, "seed": s} for r in (smoke_sweep() if a.smoke else sweep()) for s in a.seeds]
+    runs = [r for r in runs if all(f in run_name(r) for f in a.only)]
+    missing = sorted({r["lib"] for r in runs if not PYTHONS[r["lib"]].exists()})
+    if missing: sys.exit(f"no venv for {', '.join(missing)}: run bash bench/setup_quality_peers.sh")
+    n_train = max(a.budget, a.batch)
+    folder = cache_activations(n_train, a.held_out_contexts)
+    data_meta = json.loads((folder / "meta.json").read_text())
+    evaluator = Evaluator(folder, a.ce_contexts)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    meta = dict(command="python bench/quality.py " + " ".join(sys.argv[1:]), budget=a.budget, seeds=a.seeds,
+                d_sae=a.d_sae, batch=a.batch, dense_threshold=DENSE, data=data_meta, cache=str(folder.relative_to(ROOT.parent)),
+                machine=dict(platform=platform.platform(), processor=platform.processor(), cpus=os.cpu_count(),
+                             torch_threads=torch.get_num_threads()),
+                started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), runs=len(runs))
+    with open(a.out, "w") as f:
+        for r in (bar := tqdm(runs, desc="quality runs")):
+            bar.set_postfix_str(run_name(r))
+            res = train(r, a, folder)
+            line = dict(run=run_name(r), **{k: r.get(k) for k in ("lib", "arch", "k", "coef", "seed")}, budget=a.budget)
+            line.update({k: v for k, v in res.items() if k not in line})
+            if res["status"] == "ok": line.update(evaluator(torch.load(ROOT.parent / res["weights"])))
+            f.write(json.dumps(line) + "\n"); f.flush()
+            tqdm.write(f"{run_name(r)}: " + (f"L0 {line['l0']:.1f}  EV {line['explained_variance']:.3f}  "
+                                              f"CE rec {line['ce_loss_recovered']:.3f}  {line['tokens_per_s']:.0f} tok/s"
+                                              if res["status"] == "ok" else "FAILED\n" + res["stderr_tail"][-1500:]))
+    meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    lines = [json.loads(l) for l in a.out.read_text().splitlines()]
+    meta["estimate_full_sweep_from_these_runs"] = estimate_full_sweep(lines, meta)
+    Path(str(a.out) + ".meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    print(markdown_table(lines))
+    print(json.dumps(meta["estimate_full_sweep_from_these_runs"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
