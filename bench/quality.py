@@ -112,17 +112,7 @@ def cache_activations(n_train_tokens: int, n_held_out_contexts: int, batch_conte
 
 # ---- 3. the shared evaluation -----------------------------------------------------------------------------------------
 
-def sae_forward(c: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    "(feature activations, reconstruction) of an SAE in the common form (see bench/quality_worker.py)."
-    pre = ((x - c["b_dec"]) if c["apply_b_dec_to_input"] else x) @ c["W_enc"] + c["b_enc"]
-    acts = pre.relu()
-    if c["activation"] == "topk":
-        top = acts.topk(c["k"], dim=-1)
-        acts = torch.zeros_like(acts).scatter(-1, top.indices, top.values)
-    elif c["activation"] == "jumprelu":
-        acts = acts * (pre > c["threshold"])
-    elif c["activation"] != "relu": raise ValueError(f"unknown activation {c['activation']!r}")
-    return acts, acts @ c["W_dec"] + c["b_dec"]
+from quality_worker import common_forward as sae_forward   # one forward of the common form, for the workers and this evaluation
 
 
 class Evaluator:

@@ -96,7 +96,7 @@ def common_form(W_enc, b_enc, W_dec, b_dec, activation, apply_b_dec_to_input=Tru
 
 
 def common_forward(c: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    "(feature activations, reconstruction) of the common form: the same maths as bench/quality.py's evaluation."
+    "(feature activations, reconstruction) of the common form; bench/quality.py's evaluation uses it too."
     pre = ((x - c["b_dec"]) if c["apply_b_dec_to_input"] else x) @ c["W_enc"] + c["b_enc"]
     acts = pre.relu()
     if c["activation"] == "topk":
@@ -104,6 +104,7 @@ def common_forward(c: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
         acts = torch.zeros_like(acts).scatter(-1, top.indices, top.values)
     elif c["activation"] == "jumprelu":
         acts = acts * (pre > c["threshold"])
+    elif c["activation"] != "relu": raise ValueError(f"unknown activation {c['activation']!r}")
     return acts, acts @ c["W_dec"] + c["b_dec"]
 
 
