@@ -152,13 +152,6 @@ class TrainingSAE(SAE):
         self.initialize_weights_complex()
         self.turn_off_forward_pass_hook_z_reshaping()
 
-    def __getattr__(self, name:str):
-        try: return super().__getattr__(name)
-        except AttributeError:
-            # SAELens exposes a JumpReLU TrainingSAE's threshold, stored as log_threshold
-            if name == "threshold" and "log_threshold" in self._parameters: return self._parameters["log_threshold"].exp()
-            raise
-
     def encode_with_hidden_pre_fn(self, x:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         "SAELens's name for `encode_with_hidden_pre`."
         return self.encode_with_hidden_pre(x)
@@ -502,6 +495,10 @@ class TrainingJumpReLUArchitecture(SparseCodeTraining, TrainingArchitecture, Jum
                         "pre_act_loss_coefficient", "l0_warm_up_steps")
 
     def trains_log_threshold(self, sae) -> bool: return sae.cfg.jumprelu_threshold_param == "log_threshold"
+
+    def derived_tensor(self, sae, name):
+        "`sae.threshold` when it is trained as `log_threshold` (SAELens exposes a JumpReLU TrainingSAE's threshold)."
+        return self.threshold(sae) if name == "threshold" and self.trains_log_threshold(sae) else None
 
     def threshold(self, sae) -> torch.Tensor:
         "The thresholds $\\theta$ `[d_sae]`, from whichever parameter is trained."
