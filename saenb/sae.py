@@ -25,10 +25,10 @@ from .kernels import reference_kernels, fast_kernels_enabled, CentredLinear, cen
 __all__ = ['SAE_CFG_FILENAME', 'SAE_WEIGHTS_FILENAME', 'SPARSITY_FILENAME', 'ARCHITECTURES', 'SAE_LENS_6_TOPK_FIELDS',
            'SAE_LENS_6_KWARGS_FIELDS', 'SAE_HOOK_NAMES', 'SAEConfig', 'ArchitectureFamily', 'register_architecture',
            'architecture_names', 'get_architecture', 'is_sae_lens_6_cfg', 'flatten_sae_lens_6_cfg', 'TopK', 'tanh_relu',
-           'get_activation_fn', 'encoder_centre', 'Architecture', 'StandardArchitecture', 'TopKArchitecture',
-           'JumpReLUArchitecture', 'GatedArchitecture', 'SAE', 'clean_reconstruction_error', 'save_safetensors',
-           'load_safetensors', 'check_runnable_architecture', 'fold_decoder_norm_rescaling', 'handle_config_defaulting',
-           'read_sae_from_disk', 'reference_kernels', 'fast_kernels_enabled', 'CentredLinear', 'centred_linear']
+           'get_activation_fn', 'encoder_centre', 'Architecture', 'SAE', 'clean_reconstruction_error',
+           'save_safetensors', 'load_safetensors', 'check_runnable_architecture', 'fold_decoder_norm_rescaling',
+           'handle_config_defaulting', 'read_sae_from_disk', 'reference_kernels', 'fast_kernels_enabled',
+           'CentredLinear', 'centred_linear']
 
 # %% ../nbs/03_sae.ipynb #0052e021
 SAE_CFG_FILENAME = "cfg.json"
@@ -289,55 +289,6 @@ class Architecture:
     def process_state_dict_for_loading(self, sae:SAE, state_dict:dict):
         "Turn a state dict read from disk into the module's, in place (nothing to do here)."
 
-# %% ../nbs/03_sae.ipynb #182dcb67
-@register_architecture("standard", sae_lens_5_6=True)
-class StandardArchitecture(Architecture):
-    "The ReLU SAE of Bricken et al. (2023): $f = \\sigma(x_c W_{enc} + b_{enc})$."
-
-@register_architecture("topk", sae_lens_5_6=True)
-class TopKArchitecture(StandardArchitecture):
-    "Standard parameters and encoder; the activation is `TopK` and training uses the aux-k loss."
-    default_activation_fn = "topk"
-
-# %% ../nbs/03_sae.ipynb #b1f1df6d
-@register_architecture("jumprelu", sae_lens_5_6=True)
-class JumpReLUArchitecture(Architecture):
-    "Standard encoder gated by a learned per-feature threshold: $f = \\sigma(z)\\,[z > \\theta]$."
-    feature_scaled_params = ("b_enc", "threshold")
-
-    def param_shapes(self, cfg):
-        return {**super().param_shapes(cfg), "threshold": (cfg.d_sae,)}
-
-    def activate(self, sae, hidden_pre):
-        return sae.activation_fn(hidden_pre) * (hidden_pre > sae.threshold)
-
-# %% ../nbs/03_sae.ipynb #264ac0ca
-@register_architecture("gated", sae_lens_5_6=True)
-class GatedArchitecture(Architecture):
-    "A Heaviside gate and a magnitude path sharing `W_enc`; parameters W_enc, b_gate, r_mag, b_mag, W_dec, b_dec."
-    feature_scaled_params = ("b_gate", "b_mag")
-
-    def param_shapes(self, cfg):
-        d_in, d_sae = cfg.d_in, cfg.d_sae
-        return {"W_enc": (d_in, d_sae), "b_gate": (d_sae,), "r_mag": (d_sae,), "b_mag": (d_sae,),
-                "W_dec": (d_sae, d_in), "b_dec": (d_in,)}
-
-    def gate(self, sae, shared:torch.Tensor) -> torch.Tensor:
-        "Which features are open: $x_c W_{enc} + b_{gate} > 0$, from the shared product $x_c W_{enc}$."
-        return shared + sae.b_gate > 0
-
-    def encode_with_hidden_pre(self, sae, sae_in):
-        return self.encode_from_shared(sae, centred_linear(sae_in, encoder_centre(sae), sae.W_enc))
-
-    def magnitude(self, sae, shared:torch.Tensor) -> torch.Tensor:
-        "The magnitude pre-activation $x_c W_{enc} e^{r_{mag}} + b_{mag}$, from the shared product $x_c W_{enc}$."
-        return torch.addcmul(sae.b_mag, shared, sae.r_mag.exp())
-
-    def encode_from_shared(self, sae, shared:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        "`(feature_acts, hidden_pre)` from the shared product $x_c W_{enc}$; the magnitude pre-activation is `hidden_pre`."
-        hidden_pre = sae.hook_sae_acts_pre(self.magnitude(sae, shared))
-        return sae.hook_sae_acts_post(self.gate(sae, shared) * sae.activation_fn(hidden_pre)), hidden_pre
-
 # %% ../nbs/03_sae.ipynb #5bd3ccf7
 SAE_HOOK_NAMES = ("hook_sae_input", "hook_sae_acts_pre", "hook_sae_acts_post",
                   "hook_sae_output", "hook_sae_recons", "hook_sae_error")
@@ -461,43 +412,6 @@ def _check_family(sae:SAE, method:str, family:type):
     if not isinstance(sae.arch, family):
         raise ValueError(f"{method} is SAELens 5.6's method for {family.name} SAEs, but architecture="
                          f"{sae.cfg.architecture!r}; call encode / the architecture's init_params instead")
-
-@patch
-def encode_standard(self:SAE, x:torch.Tensor) -> torch.Tensor:
-    "SAELens 5.6's encoder of standard and topk SAEs: `encode(x)`."
-    _check_family(self, "encode_standard", StandardArchitecture)
-    return self.encode(x)
-
-@patch
-def encode_gated(self:SAE, x:torch.Tensor) -> torch.Tensor:
-    "SAELens 5.6's encoder of gated SAEs: `encode(x)`."
-    _check_family(self, "encode_gated", GatedArchitecture)
-    return self.encode(x)
-
-@patch
-def encode_jumprelu(self:SAE, x:torch.Tensor) -> torch.Tensor:
-    "SAELens 5.6's encoder of JumpReLU SAEs: `encode(x)`."
-    _check_family(self, "encode_jumprelu", JumpReLUArchitecture)
-    return self.encode(x)
-
-# %% ../nbs/03_sae.ipynb #d1fc06bc
-@patch
-def initialize_weights_basic(self:SAE):
-    "SAELens 5.6's fresh parameters for standard and topk SAEs (Kaiming-uniform matrices, zero vectors)."
-    _check_family(self, "initialize_weights_basic", StandardArchitecture)
-    self.arch.init_params(self)
-
-@patch
-def initialize_weights_gated(self:SAE):
-    "SAELens 5.6's fresh parameters for gated SAEs."
-    _check_family(self, "initialize_weights_gated", GatedArchitecture)
-    self.arch.init_params(self)
-
-@patch
-def initialize_weights_jumprelu(self:SAE):
-    "SAELens 5.6's fresh parameters for JumpReLU SAEs (the threshold, or `log_threshold` when training)."
-    _check_family(self, "initialize_weights_jumprelu", JumpReLUArchitecture)
-    self.arch.init_params(self)
 
 # %% ../nbs/03_sae.ipynb #88b807de
 @patch

@@ -4,7 +4,6 @@
 
 # %% ../nbs/04_training_sae.ipynb #c12109a3
 from __future__ import annotations
-import math
 from dataclasses import dataclass, fields
 from typing import Any
 import torch
@@ -13,9 +12,7 @@ from torch import nn
 from fastcore.basics import patch
 from .core import logger, check_choice, check_positive
 from .config import MSE_LOSS_NORMALIZATIONS, TRAINING_OPTION_DEFAULTS, check_training_options, check_decoder_norm_options
-from .sae import (SAE, SAEConfig, Architecture, StandardArchitecture, TopKArchitecture, GatedArchitecture,
-                       encoder_centre, JumpReLUArchitecture, register_architecture, get_architecture, architecture_names, _check_family,
-                       fold_decoder_norm_rescaling)
+from .sae import SAE, SAEConfig, Architecture, encoder_centre, register_architecture, architecture_names
 from .kernels import (centred_linear, fast_kernels_enabled, reference_kernels, BufferPool, buffer_pool,
                            release_buffer_pool, step_pool, CodePattern, SampledLinear, SparseDecode, PooledReLU,
                            DenseDecode, TopKEncoder, GatedCode, rectangle, Step, JumpReLU, JumpReLUWithL0)
@@ -23,10 +20,9 @@ from .kernels import (centred_linear, fast_kernels_enabled, reference_kernels, B
 # %% auto #0
 __all__ = ['SAE_CFG_PATH', 'SAE_WEIGHTS_PATH', 'SPARSITY_PATH', 'TrainingSAEConfig', 'register_training_architecture',
            'TrainingArchitecture', 'TrainStepOutput', 'TrainingSAE', 'SparseCode', 'StepState', 'step_code',
-           'SparseCodeTraining', 'TrainingStandardArchitecture', 'TrainingTopKArchitecture',
-           'TrainingGatedArchitecture', 'TrainingJumpReLUArchitecture', 'BufferPool', 'buffer_pool',
-           'release_buffer_pool', 'step_pool', 'CodePattern', 'SampledLinear', 'SparseDecode', 'PooledReLU',
-           'DenseDecode', 'TopKEncoder', 'GatedCode', 'rectangle', 'Step', 'JumpReLU', 'JumpReLUWithL0']
+           'SparseCodeTraining', 'BufferPool', 'buffer_pool', 'release_buffer_pool', 'step_pool', 'CodePattern',
+           'SampledLinear', 'SparseDecode', 'PooledReLU', 'DenseDecode', 'TopKEncoder', 'GatedCode', 'rectangle',
+           'Step', 'JumpReLU', 'JumpReLUWithL0']
 
 # %% ../nbs/04_training_sae.ipynb #b2a1c013
 _all_ = ["BufferPool", "buffer_pool", "release_buffer_pool", "step_pool", "CodePattern", "SampledLinear", "SparseDecode",
@@ -318,263 +314,6 @@ class SparseCodeTraining:
         out, state.penalty_rows = DenseDecode.apply(feature_acts, sae.W_dec, self.penalty_weights(sae), self.pool(sae))
         return out
 
-# %% ../nbs/04_training_sae.ipynb #2bfbf6aa
-@register_training_architecture("standard")
-class TrainingStandardArchitecture(SparseCodeTraining, TrainingArchitecture, StandardArchitecture):
-    "Standard SAE training: Lp sparsity penalty, optionally ghost grads."
-    supports_ghost_grads = True
-
-    def encode_with_hidden_pre(self, sae, sae_in):
-        "A sparse code of the ReLU features when few fire (see above); otherwise the generic encoder."
-        if not (self.can_use_sparse_code(sae, sae_in) and isinstance(sae.activation_fn, nn.ReLU)):
-            return super().encode_with_hidden_pre(sae, sae_in)
-        hidden_pre = self.pooled_product(sae, sae_in, sae.b_enc)
-        pattern = self.code_pattern(hidden_pre, 0.0)
-        if pattern is None: return self.keep_dense_code(sae, PooledReLU.apply(hidden_pre, self.pool(sae))), hidden_pre
-        # ReLU is the identity on its own positive pattern
-        values = SampledLinear.apply(sae_in, encoder_centre(sae), sae.W_enc, sae.b_enc, hidden_pre.detach(), pattern)
-        return self.keep_sparse_code(sae, values, pattern), hidden_pre
-
-    def training_losses(self, sae, *, sae_in, sae_out, feature_acts, hidden_pre, per_item_mse_loss,
-                        current_l1_coefficient, dead_neuron_mask):
-        "$\\lambda$ times the batch mean of the sparsity penalty; ghost grads when on, in training mode, with a mask."
-        losses = {"l1_loss": (current_l1_coefficient * self.sparsity_penalty(sae, feature_acts)).mean()}
-        if sae.cfg.use_ghost_grads and sae.training and dead_neuron_mask is not None:
-            losses["ghost_grad_loss"] = self.ghost_grad_loss(sae, sae_in, sae_out, per_item_mse_loss, hidden_pre,
-                                                             dead_neuron_mask)
-        return losses
-
-    def sparsity_penalty(self, sae, feature_acts):
-        "Each row's $\\lVert f \\odot \\lVert W_{dec}\\rVert\\rVert_p$ (norms only when `scale_sparsity_penalty_by_decoder_norm`)."
-        if (kept := self.kernel_penalty(sae, feature_acts)) is not None: return kept
-        cfg = sae.cfg
-        weighted = feature_acts * sae.W_dec.norm(dim=1) if cfg.scale_sparsity_penalty_by_decoder_norm else feature_acts
-        # ReLU-family features are >= 0, so their L1 norm is their sum: same value, and a backward with no sign pass
-        l1_is_sum = cfg.lp_norm == 1 and cfg.activation_fn_str in ("relu", "tanh-relu") and fast_kernels_enabled()
-        return weighted.sum(dim=-1) if l1_is_sum else weighted.norm(p=cfg.lp_norm, dim=-1)
-
-    def kernel_penalty(self, sae, feature_acts):
-        "The L1 penalty the step's kernels already have (the sparse code's values summed, a batch mean; `DenseDecode`'s rows), else None."
-        if sae._step_state is None: return None
-        code = sae._step_state.code_of(feature_acts)
-        if code is None or sae.cfg.lp_norm != 1: return sae._step_state.penalty_of(feature_acts)
-        # the code's values are its non-zero features, all positive
-        values = code.values * sae.W_dec.norm(dim=1)[code.indices] if sae.cfg.scale_sparsity_penalty_by_decoder_norm else code.values
-        return values.sum() / code.pattern.shape[0]
-
-    def penalty_weights(self, sae):
-        "The L1 penalty's weights for `DenseDecode`: decoder norms or ones (other $L_p$ norms: computed apart)."
-        if sae.cfg.lp_norm != 1: return None
-        return sae.W_dec.norm(dim=1) if sae.cfg.scale_sparsity_penalty_by_decoder_norm else sae.W_dec.new_ones(sae.cfg.d_sae)
-
-    def ghost_grad_loss(self, sae, x, sae_out, per_item_mse_loss, hidden_pre, dead_neuron_mask):
-        "The ghost-grad loss (SAELens's `calculate_ghost_grad_loss`)."
-        residual = x - sae_out
-        ghost_out = hidden_pre[:, dead_neuron_mask].exp() @ sae.W_dec[dead_neuron_mask]
-        scale = residual.norm(dim=-1) / (1e-6 + 2 * ghost_out.norm(dim=-1))
-        ghost_out = ghost_out * scale[:, None].detach()
-        ghost_mse = sae.mse_loss_fn(ghost_out, residual.detach())
-        return ((per_item_mse_loss / (ghost_mse + 1e-6)).detach() * ghost_mse).mean()
-
-# %% ../nbs/04_training_sae.ipynb #d9480e03
-@register_training_architecture("topk")
-class TrainingTopKArchitecture(TrainingArchitecture, TopKArchitecture):
-    "TopK SAE training: the aux-k loss on dead latents, and a decoder whose cost scales with k."
-    per_row_topk = True # the code keeps exactly k per row, so `TopKEncoder` and the sparse decoder apply
-    training_options = ("rescale_acts_by_decoder_norm", "aux_loss_coefficient")
-
-    def encode_with_hidden_pre(self, sae, sae_in):
-        "In a training pass, `TopKEncoder` (its values and indices go to the step state); otherwise the generic encoder."
-        if not self.can_fuse_encoder(sae, sae_in): return super().encode_with_hidden_pre(sae, sae_in)
-        # on a CPU outside autocast (`step_pool`), the `[batch, d_sae]` pre-activations and code go in pooled buffers
-        state = sae._step_state
-        pool = state.pool
-        out = None if pool is None else pool.empty((len(sae_in), sae.cfg.d_sae), sae_in)
-        values, indices, hidden_pre = TopKEncoder.apply(sae_in, encoder_centre(sae), sae.W_enc, sae.b_enc,
-                                                        sae.activation_fn.k, out)
-        code = (torch.zeros_like(hidden_pre) if pool is None else pool.like(hidden_pre).zero_()).scatter_(-1, indices, values)
-        feature_acts = sae.hook_sae_acts_post(code)
-        if feature_acts is code: state.sparse_code = SparseCode(feature_acts, values, indices)   # unless a hook changed it
-        return feature_acts, hidden_pre
-
-    def can_fuse_encoder(self, sae, sae_in) -> bool:
-        "Whether `TopKEncoder` computes exactly what the generic path would (no noise, no pre-activation hooks, ReLU, no rescaling)."
-        return (self.per_row_topk and sae._step_state is not None and not sae.cfg.rescale_acts_by_decoder_norm and sae_in.ndim == 2 and not sae.hook_sae_acts_pre._forward_hooks
-                and not (sae.training and sae.cfg.noise_scale > 0) and isinstance(sae.activation_fn.postact_fn, nn.ReLU))
-
-    def hidden_pre(self, sae, sae_in):
-        "The pre-activations; with `rescale_acts_by_decoder_norm`, times each feature's decoder row norm."
-        hidden_pre = super().hidden_pre(sae, sae_in)
-        return hidden_pre * sae.W_dec.norm(dim=-1) if sae.cfg.rescale_acts_by_decoder_norm else hidden_pre
-
-    def decode_features(self, sae, feature_acts):
-        "The encoder's own code: sum only its k active decoder rows (`embedding_bag`); any other code: dense product."
-        if sae.cfg.rescale_acts_by_decoder_norm: return super().decode_features(sae, feature_acts / sae.W_dec.norm(dim=-1))
-        code = step_code(sae, feature_acts)
-        if code is None: return super().decode_features(sae, feature_acts)
-        k = code.indices.shape[-1]
-        out = F.embedding_bag(code.indices.reshape(-1, k), sae.W_dec, mode="sum",
-                              per_sample_weights=code.values.reshape(-1, k).to(sae.W_dec.dtype))
-        return out.reshape(*feature_acts.shape[:-1], out.shape[-1])
-
-    def training_losses(self, sae, *, sae_in, sae_out, feature_acts, hidden_pre, per_item_mse_loss,
-                        current_l1_coefficient, dead_neuron_mask):
-        aux = self.topk_aux_loss(sae, sae_in, sae_out, hidden_pre, dead_neuron_mask)
-        return {"auxiliary_reconstruction_loss": sae.cfg.aux_loss_coefficient * aux}   # x 1.0 (5.6) is exact
-
-    def process_state_dict_for_saving(self, sae, state_dict):
-        "With `rescale_acts_by_decoder_norm`, the norms folded in (unit-norm decoder rows): the same SAE in the 5.6 format."
-        super().process_state_dict_for_saving(sae, state_dict)
-        if sae.cfg.rescale_acts_by_decoder_norm and "W_dec" in state_dict: fold_decoder_norm_rescaling(state_dict)
-
-    def topk_aux_loss(self, sae, sae_in, sae_out, hidden_pre, dead_neuron_mask):
-        "The aux-k loss (SAELens's `calculate_topk_aux_loss`)."
-        n_dead = 0 if dead_neuron_mask is None else int(dead_neuron_mask.sum())
-        if n_dead == 0: return sae_out.new_zeros(())
-        k_aux = max(hidden_pre.shape[-1] // 2, 1)
-        scale = min(n_dead / k_aux, 1.0)
-        values, indices = hidden_pre.masked_fill(~dead_neuron_mask, -torch.inf).topk(min(k_aux, n_dead), sorted=False)
-        aux_acts = torch.zeros_like(hidden_pre).scatter_(-1, indices, values)
-        residual = (sae_in - sae_out).detach()
-        return scale * (sae.decode(aux_acts) - residual).pow(2).sum(dim=-1).mean()
-
-# %% ../nbs/04_training_sae.ipynb #4b926c40
-@register_training_architecture("gated")
-class TrainingGatedArchitecture(SparseCodeTraining, TrainingArchitecture, GatedArchitecture):
-    "Gated SAE training: decoder-norm-weighted gate sparsity plus reconstruction through the gate path."
-
-    def encode_with_hidden_pre(self, sae, sae_in):
-        "A sparse code on the open gates when few are open; otherwise the generic encoder."
-        if not (self.can_use_sparse_code(sae, sae_in) and isinstance(sae.activation_fn, nn.ReLU)):
-            return super().encode_with_hidden_pre(sae, sae_in)
-        state, shared = sae._step_state, self.pooled_product(sae, sae_in, None)
-        pattern = self.code_pattern(shared, -sae.b_gate.detach())   # the open gates: shared + b_gate > 0
-        if pattern is None:
-            feature_acts, state.gate_act, hidden_pre = GatedCode.apply(shared, sae.b_gate, sae.r_mag, sae.b_mag, self.pool(sae))
-            return self.keep_dense_code(sae, feature_acts), hidden_pre
-        cols = pattern.cols
-        shared_at = SampledLinear.apply(sae_in, encoder_centre(sae), sae.W_enc, None, shared.detach(), pattern)
-        state.pi_gate_code = shared_at + sae.b_gate[cols]
-        values = torch.relu(torch.addcmul(sae.b_mag[cols], shared_at, sae.r_mag.exp()[cols]))   # every gate here is open
-        return self.keep_sparse_code(sae, values, pattern), self.magnitude(sae, shared)
-
-    def gate(self, sae, shared):
-        "The gate; in a training pass its pre-activation $\\pi_{gate}$ goes to the step state for the losses."
-        pi_gate = shared + sae.b_gate
-        if sae._step_state is not None: sae._step_state.pi_gate = pi_gate
-        return pi_gate > 0
-
-    def training_losses(self, sae, *, sae_in, sae_out, feature_acts, hidden_pre, per_item_mse_loss,
-                        current_l1_coefficient, dead_neuron_mask):
-        "$\\lambda$ times the gate's decoder-norm-weighted sparsity, and the reconstruction through the gate path alone."
-        via_gate, penalty = self.gate_path(sae, sae_in, feature_acts)
-        return {"auxiliary_reconstruction_loss": (via_gate + sae.b_dec - sae_in).pow(2).sum(dim=-1).mean(),
-                "l1_loss": current_l1_coefficient * penalty}
-
-    def gate_path(self, sae, sae_in, feature_acts):
-        "$\\mathrm{relu}(\\pi_{gate}) W_{dec}$, and the batch mean of $\\sum_j \\mathrm{relu}(\\pi_{gate})_j \\lVert W_{dec,j}\\rVert$."
-        state, code, norms = sae._step_state, step_code(sae, feature_acts), sae.W_dec.norm(dim=1)
-        if code is not None and state.pi_gate_code is not None:   # on the sparse code: open gates only
-            gate_act = torch.relu(state.pi_gate_code)
-            return (SparseDecode.apply(gate_act, sae.W_dec, code.pattern),
-                    (gate_act * norms[code.indices]).sum() / code.pattern.shape[0])
-        if state is not None and state.gate_act is not None:   # the dense code's: decode and penalty in one function
-            via_gate, rows = DenseDecode.apply(state.gate_act, sae.W_dec, norms, self.pool(sae))
-            return via_gate, rows.mean()
-        if state is not None and state.pi_gate is not None: pi_gate = state.pi_gate   # the encoder's, not a second matmul
-        else: pi_gate = centred_linear(sae._encoder_input(sae_in), encoder_centre(sae), sae.W_enc, sae.b_gate)
-        gate_act = torch.relu(pi_gate)
-        return gate_act @ sae.W_dec, (gate_act * norms).sum(dim=-1).mean()
-
-# %% ../nbs/04_training_sae.ipynb #a91af143
-@register_training_architecture("jumprelu")
-class TrainingJumpReLUArchitecture(SparseCodeTraining, TrainingArchitecture, JumpReLUArchitecture):
-    "JumpReLU training: the threshold learned as log_threshold (or directly), an L0 (step or tanh) penalty, an optional pre-activation loss."
-    feature_scaled_params = ("b_enc",)   # the threshold is folded in `fold_W_dec_norm`, in its own parameterisation
-    training_options = ("jumprelu_sparsity_loss_mode", "jumprelu_tanh_scale", "jumprelu_threshold_param",
-                        "pre_act_loss_coefficient", "l0_warm_up_steps")
-
-    def trains_log_threshold(self, sae) -> bool: return sae.cfg.jumprelu_threshold_param == "log_threshold"
-
-    def derived_tensor(self, sae, name):
-        "`sae.threshold` when it is trained as `log_threshold` (SAELens exposes a JumpReLU TrainingSAE's threshold)."
-        return self.threshold(sae) if name == "threshold" and self.trains_log_threshold(sae) else None
-
-    def threshold(self, sae) -> torch.Tensor:
-        "The thresholds $\\theta$ `[d_sae]`, from whichever parameter is trained."
-        return sae.log_threshold.exp() if self.trains_log_threshold(sae) else sae._parameters["threshold"]
-
-    def param_shapes(self, cfg):
-        if cfg.jumprelu_threshold_param != "log_threshold": return super().param_shapes(cfg)
-        return {("log_threshold" if k == "threshold" else k): v for k, v in super().param_shapes(cfg).items()}
-
-    def init_params(self, sae):
-        super().init_params(sae)
-        with torch.no_grad():
-            if self.trains_log_threshold(sae): sae.log_threshold.fill_(math.log(sae.cfg.jumprelu_init_threshold))
-            else: sae.threshold.fill_(sae.cfg.jumprelu_init_threshold)
-
-    def can_use_sparse_code(self, sae, sae_in) -> bool:
-        "The sparse code serves the step-mode L0 only (the tanh and pre-activation losses read the dense activations)."
-        return (sae.cfg.jumprelu_sparsity_loss_mode == "step" and sae.cfg.pre_act_loss_coefficient is None
-                and super().can_use_sparse_code(sae, sae_in))
-
-    def encode_with_hidden_pre(self, sae, sae_in):
-        "A sparse code when few features are above (or just below) threshold; otherwise the generic encoder."
-        if not self.can_use_sparse_code(sae, sae_in): return super().encode_with_hidden_pre(sae, sae_in)
-        hidden_pre = self.pooled_product(sae, sae_in, sae.b_enc)
-        threshold, bandwidth = self.threshold(sae), sae.cfg.jumprelu_bandwidth
-        # active features, and those close enough below threshold for the kernel K((z - theta) / eps) to be non-zero
-        pattern = self.code_pattern(hidden_pre, threshold.detach() - bandwidth)
-        if pattern is None: return self.keep_dense_code(sae, self.activate(sae, hidden_pre, self.pool(sae))), hidden_pre
-        pre = SampledLinear.apply(sae_in, encoder_centre(sae), sae.W_enc, sae.b_enc, hidden_pre.detach(), pattern)
-        values, l0 = JumpReLUWithL0.apply(pre, threshold[pattern.cols], bandwidth)
-        sae._step_state.l0, sae._step_state.l0_pre = l0 / pattern.shape[0], hidden_pre   # the batch's mean L0
-        return self.keep_sparse_code(sae, values, pattern), hidden_pre
-
-    def activate(self, sae, hidden_pre, pool:BufferPool|None=None):
-        "JumpReLU; in a training pass one fused function also counts each row's L0 for the loss (step state)."
-        threshold, bandwidth, state = self.threshold(sae), sae.cfg.jumprelu_bandwidth, sae._step_state
-        if state is None: return JumpReLU.apply(hidden_pre, threshold, bandwidth)
-        feature_acts, state.l0 = JumpReLUWithL0.apply(hidden_pre, threshold, bandwidth, pool)
-        state.l0_pre = hidden_pre
-        return feature_acts
-
-    def training_losses(self, sae, *, sae_in, sae_out, feature_acts, hidden_pre, per_item_mse_loss,
-                        current_l1_coefficient, dead_neuron_mask):
-        "$\\lambda$ times the batch mean of the L0 (step or tanh mode); the pre-activation loss when on."
-        cfg, threshold = sae.cfg, self.threshold(sae)
-        losses = {"l0_loss": (current_l1_coefficient * self.l0_penalty(sae, feature_acts, hidden_pre, threshold)).mean()}
-        if cfg.pre_act_loss_coefficient is not None:
-            losses["pre_act_loss"] = self.pre_act_loss(sae, hidden_pre, threshold, dead_neuron_mask)
-        return losses
-
-    def l0_penalty(self, sae, feature_acts, hidden_pre, threshold):
-        "Each row's $\\sum_j H(z_j - \\theta_j)$ through `Step` (or the fused count), or tanh mode's $\\sum_j \\tanh(c f_j \\lVert W_{dec,j}\\rVert)$."
-        cfg = sae.cfg
-        if cfg.jumprelu_sparsity_loss_mode == "tanh":   # a smooth L0
-            return torch.tanh(cfg.jumprelu_tanh_scale * feature_acts * sae.W_dec.norm(dim=-1)).sum(dim=-1)
-        fused = None if sae._step_state is None else sae._step_state.l0_from(hidden_pre)
-        return fused if fused is not None else Step.apply(hidden_pre, threshold, cfg.jumprelu_bandwidth).sum(dim=-1)
-
-    def pre_act_loss(self, sae, hidden_pre, threshold, dead_neuron_mask):
-        "$\\lambda_p \\sum_i \\mathrm{relu}(\\theta_i - z_i) \\lVert W_{dec,i}\\rVert$ over the dead features, batch mean (0 when none is dead)."
-        if dead_neuron_mask is None or not bool(dead_neuron_mask.any()): return hidden_pre.new_zeros(())
-        per_item = ((threshold - hidden_pre).relu() * dead_neuron_mask * sae.W_dec.norm(dim=-1)).sum(dim=-1)
-        return sae.cfg.pre_act_loss_coefficient * per_item.mean()
-
-    def fold_W_dec_norm(self, sae, norms):
-        super().fold_W_dec_norm(sae, norms)
-        if self.trains_log_threshold(sae): sae.log_threshold.data += norms.log()
-        else: sae.threshold.data *= norms
-
-    def process_state_dict_for_saving(self, sae, state_dict):
-        if "log_threshold" in state_dict: state_dict["threshold"] = state_dict.pop("log_threshold").exp()
-
-    def process_state_dict_for_loading(self, sae, state_dict):
-        if "threshold" in state_dict and self.trains_log_threshold(sae):
-            state_dict["log_threshold"] = state_dict.pop("threshold").log()
-
 # %% ../nbs/04_training_sae.ipynb #bc12188c
 @patch
 def remove_gradient_parallel_to_decoder_directions(self:TrainingSAE):
@@ -600,28 +339,3 @@ def initialize_b_dec_with_mean(self:TrainingSAE, all_activations:torch.Tensor):
     logger.debug(f"median distance to b_dec: before {(all_activations - self.b_dec.detach().to(all_activations)).norm(dim=-1).median():.4f}, "
                  f"after {(all_activations - mean).norm(dim=-1).median():.4f}")
     self.b_dec.data = mean.to(self.dtype).to(self.device)
-
-# %% ../nbs/04_training_sae.ipynb #8ad36953
-@patch
-def encode_with_hidden_pre_gated(self:TrainingSAE, x:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    "SAELens 5.6's gated training encoder: `(feature_acts, magnitude pre-activations)`, i.e. `encode_with_hidden_pre`."
-    _check_family(self, "encode_with_hidden_pre_gated", GatedArchitecture)
-    return self.encode_with_hidden_pre(x)
-
-@patch
-def encode_with_hidden_pre_jumprelu(self:TrainingSAE, x:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    "SAELens 5.6's JumpReLU training encoder: `(feature_acts, hidden_pre)`, i.e. `encode_with_hidden_pre`."
-    _check_family(self, "encode_with_hidden_pre_jumprelu", JumpReLUArchitecture)
-    return self.encode_with_hidden_pre(x)
-
-@patch
-def calculate_topk_aux_loss(self:TrainingSAE, sae_in:torch.Tensor, sae_out:torch.Tensor, hidden_pre:torch.Tensor,
-                            dead_neuron_mask:torch.Tensor|None) -> torch.Tensor:
-    "SAELens 5.6's aux-k loss on the dead latents (0 when none is dead): `TrainingTopKArchitecture.topk_aux_loss`."
-    return TrainingTopKArchitecture().topk_aux_loss(self, sae_in, sae_out, hidden_pre, dead_neuron_mask)
-
-@patch
-def calculate_ghost_grad_loss(self:TrainingSAE, x:torch.Tensor, sae_out:torch.Tensor, per_item_mse_loss:torch.Tensor,
-                              hidden_pre:torch.Tensor, dead_neuron_mask:torch.Tensor) -> torch.Tensor:
-    "SAELens 5.6's ghost-grad loss: `TrainingStandardArchitecture.ghost_grad_loss`."
-    return TrainingStandardArchitecture().ghost_grad_loss(self, x, sae_out, per_item_mse_loss, hidden_pre, dead_neuron_mask)
