@@ -317,9 +317,13 @@ class Step(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output):
+        return None, Step.threshold_grad(ctx, grad_output), None
+
+    @staticmethod
+    def threshold_grad(ctx, upstream:torch.Tensor) -> torch.Tensor:
+        "$-\\frac1\\varepsilon K(\\frac{x-\\theta}\\varepsilon)$ times `upstream`, summed to the threshold's shape."
         x, threshold = ctx.saved_tensors
-        grad = -(1.0 / ctx.bandwidth) * rectangle((x - threshold) / ctx.bandwidth) * grad_output
-        return None, grad.sum_to_size(threshold.shape), None
+        return (-(1.0 / ctx.bandwidth) * rectangle((x - threshold) / ctx.bandwidth) * upstream).sum_to_size(threshold.shape)
 
 class JumpReLU(Step):
     "$x\\,H(x - \\theta)$ with the straight-through threshold gradient $-\\frac\\theta\\varepsilon K(\\frac{x-\\theta}\\varepsilon)$."
@@ -331,8 +335,7 @@ class JumpReLU(Step):
     def backward(ctx, grad_output):
         x, threshold = ctx.saved_tensors
         grad_x = (x > threshold) * grad_output if ctx.needs_input_grad[0] else None
-        grad_t = -(threshold / ctx.bandwidth) * rectangle((x - threshold) / ctx.bandwidth) * grad_output
-        return grad_x, grad_t.sum_to_size(threshold.shape), None
+        return grad_x, Step.threshold_grad(ctx, threshold * grad_output), None
 
 # %% ../nbs/02b_kernels.ipynb #b2a1c00d
 class JumpReLUWithL0(torch.autograd.Function):

@@ -21,7 +21,7 @@ from .trainer import SAETrainer, save_checkpoint, InterruptedException, distribu
 
 # %% auto #0
 __all__ = ['DEMO_HOOK', 'interrupt_callback', 'init_distributed', 'broadcast_module', 'SAETrainingRunner', 'check_resumable',
-           'stdlib_corpus', 'demo_datasets', 'demo_config', 'run_demo', 'main']
+           'stdlib_corpus', 'demo_datasets', 'demo_config', 'evaluate_held_out', 'run_demo', 'main']
 
 # %% ../nbs/11_training_runner.ipynb #9c057720
 def interrupt_callback(sig_num:int, stack_frame:Any):
@@ -207,12 +207,27 @@ def demo_config(**overrides) -> LanguageModelSAERunnerConfig:
                     checkpoint_path="checkpoints/demo", log_to_wandb=False, device="cpu", seed=42)
     return LanguageModelSAERunnerConfig(**{**settings, **overrides})
 
+# %% ../nbs/11_training_runner.ipynb #60afb9b5
+def evaluate_held_out(sae, # the trained SAE, as `SAETrainingRunner.run` returns it
+                      model, # the model it reads
+                      cfg:LanguageModelSAERunnerConfig, # the run's config
+                      held_out_ds, # tokenized held-out text (a `tokens` column)
+                     ) -> dict[str, Any]:
+    "`run_evals`'s metrics of `sae` on `held_out_ds`, served as the SAE reads it: raw, once training folded a scale in."
+    from saenb.evals import EvalConfig, run_evals
+    held_out_cfg = dataclasses.replace(cfg, training_tokens=len(held_out_ds) * cfg.context_size,
+                                       normalize_activations=sae.cfg.normalize_activations)
+    held_out = ActivationsStore.from_config(model, held_out_cfg, override_dataset=held_out_ds)
+    eval_cfg = EvalConfig(batch_size_prompts=8, n_eval_reconstruction_batches=4, n_eval_sparsity_variance_batches=16,
+                          compute_ce_loss=True, compute_kl=False, compute_l2_norms=True, compute_sparsity_metrics=True,
+                          compute_variance_metrics=True)
+    return run_evals(sae, held_out, model, eval_cfg)[0]
+
 # %% ../nbs/11_training_runner.ipynb #082e177c
 def run_demo(args:Sequence[str]=(), # extra `--field value` settings over the demo's
             ) -> dict[str, Any]:
     "Train the demo SAE, evaluate it on held-out text, print and return a summary."
     from saenb.config import config_to_args
-    from saenb.evals import EvalConfig, run_evals
     cfg = parse_config_args(LanguageModelSAERunnerConfig, config_to_args(demo_config()) + list(args), prog="saenb-train --demo")
     torch.manual_seed(cfg.seed)
     start = time.time()
@@ -223,12 +238,7 @@ def run_demo(args:Sequence[str]=(), # extra `--field value` settings over the de
     fit_start = time.time()
     sae = runner.run()
     fit_seconds = time.time() - fit_start
-    held_out_cfg = dataclasses.replace(cfg, training_tokens=len(held_out_ds) * cfg.context_size)
-    held_out = ActivationsStore.from_config(model, held_out_cfg, override_dataset=held_out_ds)
-    eval_cfg = EvalConfig(batch_size_prompts=8, n_eval_reconstruction_batches=4, n_eval_sparsity_variance_batches=16,
-                          compute_ce_loss=True, compute_kl=False, compute_l2_norms=True, compute_sparsity_metrics=True,
-                          compute_variance_metrics=True)
-    metrics, _ = run_evals(sae, held_out, model, eval_cfg)
+    metrics = evaluate_held_out(sae, model, cfg, held_out_ds)
     summary = {"training_tokens_per_second": runner.trainer.n_training_tokens / fit_seconds,
                "l0": metrics["sparsity"]["l0"], "explained_variance": metrics["reconstruction_quality"]["explained_variance"],
                "dead_features": int(runner.trainer.dead_neurons.sum()),
