@@ -162,13 +162,6 @@ class PretrainedSaeLoader(Protocol):
 NAMED_PRETRAINED_SAE_LOADERS: dict[str, PretrainedSaeLoader] = {} # format name -> loader; filled format by format below
 NAMED_PRETRAINED_SAE_CONFIG_GETTERS: dict[str, Callable[[str, str, SAEConfigLoadOptions], dict[str, Any]]] = {} # format name -> config getter
 
-def _register_format(name:str, # the format's `conversion_func` name in the directory
-                     loader:Callable, # `(release, sae_id, device, force_download, cfg_overrides, ...)` -> (cfg, tensors, sparsity)
-                     config_getter:Callable, # `(repo_id, folder_name, options)` -> cfg dict
-                    ):
-    "Register a format's loader and config getter under its name."
-    NAMED_PRETRAINED_SAE_LOADERS[name], NAMED_PRETRAINED_SAE_CONFIG_GETTERS[name] = loader, config_getter
-
 # %% ../nbs/13_pretrained.ipynb #742f2c04
 def get_conversion_loader_name(sae_info:PretrainedSAELookup|None, # a release, or None for a repo outside the directory
                               ) -> str:
@@ -295,16 +288,44 @@ def from_pretrained_with_cfg_and_sparsity(cls:SAE, release:str, # a release of t
     return cls.from_pretrained(release, sae_id, device=device, force_download=force_download, converter=converter)
 
 # %% ../nbs/13_pretrained.ipynb #801ef96d
-def _start_loader(release:str, sae_id:str, device:str|None, force_download:bool, cfg_overrides:dict|None,
-                  conversion_func:str, d_sae_override:int|None=None, layer_override:int|None=None,
-                 ) -> tuple[dict[str, Any], str, str, str]:
-    "The prologue of a loader: `(cfg_dict, repo_id, path_in_repo, device)`."
-    device = device or "cpu"
-    options = SAEConfigLoadOptions(device=device, force_download=force_download, d_sae_override=d_sae_override,
-                                   layer_override=layer_override, cfg_overrides=cfg_overrides)
-    cfg_dict = get_sae_config(release, sae_id, options, conversion_func=conversion_func)
-    repo_id, path = get_repo_id_and_folder_name(release, sae_id)
-    return cfg_dict, repo_id, str(path), device
+def _format_loader(name:str, # the format's `conversion_func` name in the directory
+                   config_getter:Callable, # `(repo_id, folder_name, options)` -> cfg dict
+                   default_device:str|None="cpu", # the loader's `device` default (SAELens's)
+                   overrides:bool=False, # the loader also takes `d_sae_override` and `layer_override` (SAELens's Gemma/Llama Scope loaders)
+                  ) -> Callable[[Callable], PretrainedSaeLoader]:
+    "Decorator: `read(cfg_dict, repo_id, path, device, force_download) -> (state_dict, log_sparsity)` becomes format `name`'s registered loader."
+    def decorate(read:Callable) -> PretrainedSaeLoader:
+        def load(release, sae_id, device, force_download, cfg_overrides, d_sae_override=None, layer_override=None):
+            device = device or "cpu"
+            options = SAEConfigLoadOptions(device=device, force_download=force_download, d_sae_override=d_sae_override,
+                                           layer_override=layer_override, cfg_overrides=cfg_overrides)
+            cfg_dict = get_sae_config(release, sae_id, options, conversion_func=name)
+            repo_id, path = get_repo_id_and_folder_name(release, sae_id)
+            state_dict, log_sparsity = read(cfg_dict, repo_id, str(path), device, force_download)
+            return cfg_dict, state_dict, log_sparsity
+        if overrides:
+            def loader(release:str, # a release of the directory, or a Hub repo id
+                       sae_id:str, # an SAE id of that release, or a path in that repo
+                       device:str|None=default_device, # where to load the tensors ("cpu" when None)
+                       force_download:bool=False, # download again even when the Hub cache has the files
+                       cfg_overrides:dict[str, Any]|None=None, # config entries that replace the file's
+                       d_sae_override:int|None=None, # the width, when the path does not tell it
+                       layer_override:int|None=None, # the layer, when the path does not tell it
+                      ) -> tuple[dict[str, Any], dict[str, torch.Tensor], torch.Tensor|None]:
+                return load(release, sae_id, device, force_download, cfg_overrides, d_sae_override, layer_override)
+        else:
+            def loader(release:str, # a release of the directory, or a Hub repo id
+                       sae_id:str, # an SAE id of that release, or a path in that repo
+                       device:str|None=default_device, # where to load the tensors ("cpu" when None)
+                       force_download:bool=False, # download again even when the Hub cache has the files
+                       cfg_overrides:dict[str, Any]|None=None, # config entries that replace the file's
+                      ) -> tuple[dict[str, Any], dict[str, torch.Tensor], torch.Tensor|None]:
+                return load(release, sae_id, device, force_download, cfg_overrides)
+        # the public name and docs are `read`'s; no `__wrapped__`, so `inspect.signature` shows the loader's own
+        loader.__name__, loader.__qualname__, loader.__doc__, loader.__module__ = read.__name__, read.__qualname__, read.__doc__, read.__module__
+        NAMED_PRETRAINED_SAE_LOADERS[name], NAMED_PRETRAINED_SAE_CONFIG_GETTERS[name] = loader, config_getter
+        return loader
+    return decorate
 
 def _layer_in(folder_name:str, # the SAE's file or folder name in its repo
               pattern:str, # a regex whose first group is the layer number
@@ -358,23 +379,19 @@ def get_sae_config_from_hf(repo_id:str, # the Hub repo
     if options.device is not None: cfg["device"] = options.device
     return cfg
 
-def sae_lens_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
-                    cfg_overrides:dict[str, Any]|None=None,
-                   ) -> tuple[dict[str, Any], dict[str, torch.Tensor], torch.Tensor|None]:
+@_format_loader("sae_lens", get_sae_config_from_hf)
+def sae_lens_loader(cfg_dict, repo_id, folder, device, force_download):
     "Load an SAE saved in SAELens's format: cfg.json, sae_weights.safetensors, optional sparsity.safetensors."
-    cfg_dict, repo_id, folder, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "sae_lens")
     weights_path = _hub_file(repo_id, _join(folder, SAE_WEIGHTS_FILENAME), force_download)
     sparsity_path = _optional_hub_file(repo_id, _join(folder, SPARSITY_FILENAME), force_download)
-    cfg_dict, state_dict = read_sae_from_disk(cfg_dict, weights_path, device=device)
+    _, state_dict = read_sae_from_disk(cfg_dict, weights_path, device=device)  # completes cfg_dict
     log_sparsity = None
     if sparsity_path is not None:
         tensors = load_safetensors(sparsity_path, device)
         if "sparsity" not in tensors:
             raise ValueError(f"{sparsity_path} ({repo_id}/{_join(folder, SPARSITY_FILENAME)}) has no 'sparsity' tensor; it has {sorted(tensors)}")
         log_sparsity = tensors["sparsity"]
-    return cfg_dict, state_dict, log_sparsity
-
-_register_format("sae_lens", sae_lens_loader, get_sae_config_from_hf)
+    return state_dict, log_sparsity
 
 # %% ../nbs/13_pretrained.ipynb #a5836954
 _GEMMA_2_WIDTHS = {"width_4k": 4096, "width_16k": 16384, "width_32k": 32768, "width_65k": 65536, "width_131k": 131072,
@@ -433,12 +450,9 @@ def _sizes_from_weights(cfg_dict:dict, W_enc:torch.Tensor, source:str):
                     f"d_in={cfg_dict.get('d_in')}, d_sae={cfg_dict.get('d_sae')})")
     cfg_dict["d_in"], cfg_dict["d_sae"] = int(d_in), int(d_sae)
 
-def gemma_2_sae_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
-                       cfg_overrides:dict[str, Any]|None=None, d_sae_override:int|None=None, layer_override:int|None=None,
-                      ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+@_format_loader("gemma_2", get_gemma_2_config, overrides=True)
+def gemma_2_sae_loader(cfg_dict, repo_id, folder, device, force_download):
     "Load a Gemma Scope SAE from its `params.npz` (a jumprelu SAE; no sparsity file)."
-    cfg_dict, repo_id, folder, device = _start_loader(release, sae_id, device, force_download, cfg_overrides,
-                                                      "gemma_2", d_sae_override, layer_override)
     filename = _join(folder, "params.npz")
     path = _hub_file(repo_id, filename, force_download)
     with np.load(path) as params:
@@ -452,9 +466,7 @@ def gemma_2_sae_loader(release:str, sae_id:str, device:str="cpu", force_download
         logger.debug("Adjusting for d_model in embedding SAE")
         state_dict["W_enc"] = state_dict["W_enc"] / math.sqrt(cfg_dict["d_in"])
         state_dict["W_dec"] = state_dict["W_dec"] * math.sqrt(cfg_dict["d_in"])
-    return cfg_dict, state_dict, None
-
-_register_format("gemma_2", gemma_2_sae_loader, get_gemma_2_config)
+    return state_dict, None
 
 # %% ../nbs/13_pretrained.ipynb #8c1dc710
 _LLAMA_SCOPE_CFG = {"architecture": "jumprelu", "model_name": "meta-llama/Llama-3.1-8B", "hook_head_index": None,
@@ -490,33 +502,26 @@ def _linear_pair_state_dict(tensors:dict[str, torch.Tensor], dtype:torch.dtype, 
     return {"W_enc": tensors["encoder.weight"].to(dtype).T.contiguous(), "b_enc": tensors["encoder.bias"].to(dtype),
             "W_dec": tensors["decoder.weight"].to(dtype).T.contiguous(), "b_dec": tensors["decoder.bias"].to(dtype)}
 
-def _load_llama_scope(start:tuple, # what `_start_loader` gives
-                      force_download:bool,
+def _read_llama_scope(cfg_dict:dict, repo_id:str, folder:str, device:str, force_download:bool,
                       weights_file:str, # the safetensors file in the SAE's folder
                       threshold:Callable, # `(tensors, cfg_dict, dtype, source)` -> the per-feature JumpReLU threshold
-                     ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
-    "Load a Llama Scope SAE: its config, the `nn.Linear` pair in `weights_file`, and its threshold."
-    cfg_dict, repo_id, folder, device = start
+                     ) -> tuple[dict[str, torch.Tensor], None]:
+    "Read a Llama Scope SAE: the `nn.Linear` pair in `weights_file`, and its threshold."
     filename = _join(folder, weights_file)
     tensors = load_safetensors(_hub_file(repo_id, filename, force_download), device)
     dtype, source = str_to_dtype(cfg_dict["dtype"]), f"{repo_id}/{filename}"
     state_dict = _linear_pair_state_dict(tensors, dtype, source)
     state_dict["threshold"] = threshold(tensors, cfg_dict, dtype, source).to(device)
-    return cfg_dict, state_dict, None
+    return state_dict, None
 
 def _constant_threshold(tensors:dict[str, torch.Tensor], cfg_dict:dict[str, Any], dtype:torch.dtype, source:str) -> torch.Tensor:
     "One threshold for every feature: the config's `jump_relu_threshold`."
     return torch.full((cfg_dict["d_sae"],), float(cfg_dict["jump_relu_threshold"]), dtype=dtype)
 
-def llama_scope_sae_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
-                           cfg_overrides:dict[str, Any]|None=None, d_sae_override:int|None=None, layer_override:int|None=None,
-                          ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+@_format_loader("llama_scope", get_llama_scope_config, overrides=True)
+def llama_scope_sae_loader(cfg_dict, repo_id, folder, device, force_download):
     "Load a Llama Scope SAE (jumprelu with one threshold for every feature)."
-    start = _start_loader(release, sae_id, device, force_download, cfg_overrides,
-                          "llama_scope", d_sae_override, layer_override)
-    return _load_llama_scope(start, force_download, "checkpoints/final.safetensors", _constant_threshold)
-
-_register_format("llama_scope", llama_scope_sae_loader, get_llama_scope_config)
+    return _read_llama_scope(cfg_dict, repo_id, folder, device, force_download, "checkpoints/final.safetensors", _constant_threshold)
 
 
 # %% ../nbs/13_pretrained.ipynb #36ef00a4
@@ -533,16 +538,10 @@ def _exp_log_threshold(tensors:dict[str, torch.Tensor], cfg_dict:dict[str, Any],
     if "log_jumprelu_threshold" not in tensors: raise ValueError(f"{source} lacks 'log_jumprelu_threshold'; it has {sorted(tensors)}")
     return tensors["log_jumprelu_threshold"].to(dtype).exp()
 
-def llama_scope_r1_distill_sae_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
-                                      cfg_overrides:dict[str, Any]|None=None, d_sae_override:int|None=None,
-                                      layer_override:int|None=None,
-                                     ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+@_format_loader("llama_scope_r1_distill", get_llama_scope_r1_distill_config, overrides=True)
+def llama_scope_r1_distill_sae_loader(cfg_dict, repo_id, folder, device, force_download):
     "Load a Llama Scope R1 Distill SAE (jumprelu with a per-feature threshold stored as its log)."
-    start = _start_loader(release, sae_id, device, force_download, cfg_overrides,
-                          "llama_scope_r1_distill", d_sae_override, layer_override)
-    return _load_llama_scope(start, force_download, SAE_WEIGHTS_FILENAME, _exp_log_threshold)
-
-_register_format("llama_scope_r1_distill", llama_scope_r1_distill_sae_loader, get_llama_scope_r1_distill_config)
+    return _read_llama_scope(cfg_dict, repo_id, folder, device, force_download, SAE_WEIGHTS_FILENAME, _exp_log_threshold)
 
 
 # %% ../nbs/13_pretrained.ipynb #e19f2c9b
@@ -571,11 +570,9 @@ def get_dictionary_learning_config_1(repo_id:str, # e.g. "canrager/lm_sae"
     if options.device is not None: cfg["device"] = options.device
     return cfg
 
-def dictionary_learning_sae_loader_1(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
-                                     cfg_overrides:dict[str, Any]|None=None,
-                                    ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+@_format_loader("dictionary_learning_1", get_dictionary_learning_config_1)
+def dictionary_learning_sae_loader_1(cfg_dict, repo_id, folder, device, force_download):
     "Load an SAE trained with `dictionary_learning` (`ae.pt` + `config.json`)."
-    cfg_dict, repo_id, folder, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "dictionary_learning_1")
     filename = _join(folder, "ae.pt")
     ae = torch.load(_hub_file(repo_id, filename, force_download), map_location=device, weights_only=True)
     source = f"{repo_id}/{filename}"
@@ -586,9 +583,7 @@ def dictionary_learning_sae_loader_1(release:str, sae_id:str, device:str="cpu", 
     state_dict = {"W_enc": ae["encoder.weight"].T.contiguous(), "W_dec": ae["decoder.weight"].T.contiguous(), "b_dec": ae[b_dec_key]}
     for ours, theirs in (("b_enc", "encoder.bias"), ("b_mag", "mag_bias"), ("b_gate", "gate_bias"), ("r_mag", "r_mag")):
         if theirs in ae: state_dict[ours] = ae[theirs]
-    return cfg_dict, _cast(state_dict, cfg_dict), None
-
-_register_format("dictionary_learning_1", dictionary_learning_sae_loader_1, get_dictionary_learning_config_1)
+    return _cast(state_dict, cfg_dict), None
 
 # %% ../nbs/13_pretrained.ipynb #2e86495f
 def get_connor_rob_hook_z_config(repo_id:str, # "ckkissane/attn-saes-gpt2-small-all-layers"
@@ -601,15 +596,11 @@ def get_connor_rob_hook_z_config(repo_id:str, # "ckkissane/attn-saes-gpt2-small-
                              hook_name=old["act_name"], hook_layer=old["layer"], apply_b_dec_to_input=True,
                              dataset_path="Skylion007/openwebtext", context_size=128)
 
-def connor_rob_hook_z_loader(release:str, sae_id:str, device:str|None=None, force_download:bool=False,
-                             cfg_overrides:dict[str, Any]|None=None,
-                            ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+@_format_loader("connor_rob_hook_z", get_connor_rob_hook_z_config, default_device=None)
+def connor_rob_hook_z_loader(cfg_dict, repo_id, filename, device, force_download):
     "Load one of the GPT-2 small attention SAEs (`.pt` weights in SAELens's layout)."
-    cfg_dict, repo_id, filename, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "connor_rob_hook_z")
     weights = torch.load(_hub_file(repo_id, filename, force_download), map_location=device, weights_only=True)
-    return cfg_dict, _cast(weights, cfg_dict), None
-
-_register_format("connor_rob_hook_z", connor_rob_hook_z_loader, get_connor_rob_hook_z_config)
+    return _cast(weights, cfg_dict), None
 
 # %% ../nbs/13_pretrained.ipynb #0e889950
 def get_deepseek_r1_config(repo_id:str, # "qresearch/DeepSeek-R1-Distill-Llama-8B-SAE-l19"
@@ -624,18 +615,14 @@ def get_deepseek_r1_config(repo_id:str, # "qresearch/DeepSeek-R1-Distill-Llama-8
                              model_name="deepseek-ai/DeepSeek-R1-Distill-Llama-8B", hook_name=f"blocks.{layer}.hook_resid_post",
                              hook_layer=layer, dataset_path="lmsys/lmsys-chat-1m")
 
-def deepseek_r1_sae_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
-                           cfg_overrides:dict[str, Any]|None=None,
-                          ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+@_format_loader("deepseek_r1", get_deepseek_r1_config)
+def deepseek_r1_sae_loader(cfg_dict, repo_id, filename, device, force_download):
     "Load the DeepSeek R1 SAE (a ReLU SAE as an `nn.Linear` encoder/decoder pair)."
-    cfg_dict, repo_id, filename, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "deepseek_r1")
     tensors = torch.load(_hub_file(repo_id, filename, force_download), map_location=device, weights_only=True)
     source = f"{repo_id}/{filename}"
     state_dict = _linear_pair_state_dict(tensors, str_to_dtype(cfg_dict["dtype"]), source)
     _sizes_from_weights(cfg_dict, state_dict["W_enc"], source)
-    return cfg_dict, state_dict, None
-
-_register_format("deepseek_r1", deepseek_r1_sae_loader, get_deepseek_r1_config)
+    return state_dict, None
 
 # %% ../nbs/13_pretrained.ipynb #e4ace2e0
 def get_gemma_2_transcoder_config(repo_id:str, # e.g. "google/gemma-scope-2b-pt-transcoders"
@@ -650,18 +637,14 @@ def get_gemma_2_transcoder_config(repo_id:str, # e.g. "google/gemma-scope-2b-pt-
                              hook_name=f"blocks.{layer}.ln2.hook_normalized", hook_name_out=f"blocks.{layer}.hook_mlp_out",
                              hook_head_index_out=None)
 
-def gemma_2_transcoder_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
-                              cfg_overrides:dict[str, Any]|None=None,
-                             ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+@_format_loader("gemma_2_transcoder", get_gemma_2_transcoder_config)
+def gemma_2_transcoder_loader(cfg_dict, repo_id, folder, device, force_download):
     "Load a Gemma Scope transcoder from its `params.npz` (a JumpReLU transcoder)."
-    cfg_dict, repo_id, folder, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "gemma_2_transcoder")
     tensors, source = _hub_tensors(repo_id, _join(folder, "params.npz"), device, force_download,
                                    needed=("W_enc", "W_dec", "b_enc", "b_dec", "threshold"))
     _sizes_from_weights(cfg_dict, tensors["W_enc"], source)
     cfg_dict["d_out"] = int(tensors["W_dec"].shape[1])
-    return cfg_dict, _cast({k: tensors[k] for k in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")}, cfg_dict), None
-
-_register_format("gemma_2_transcoder", gemma_2_transcoder_loader, get_gemma_2_transcoder_config)
+    return _cast({k: tensors[k] for k in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")}, cfg_dict), None
 
 # %% ../nbs/13_pretrained.ipynb #2cc9cdc1
 _GEMMA_3_SITES = {"resid_post": "blocks.{L}.hook_resid_post", "mlp_out": "blocks.{L}.hook_mlp_out",
@@ -694,19 +677,15 @@ def get_gemma_3_config(repo_id:str, # e.g. "google/gemma-scope-2-4b-pt"
                    hook_name_out=f"blocks.{layer}.hook_mlp_out", hook_head_index_out=None)
     return cfg
 
-def gemma_3_sae_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
-                       cfg_overrides:dict[str, Any]|None=None,
-                      ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+@_format_loader("gemma_3", get_gemma_3_config)
+def gemma_3_sae_loader(cfg_dict, repo_id, folder, device, force_download):
     "Load a Gemma Scope 2 SAE (jumprelu) or transcoder from its `params.safetensors`."
-    cfg_dict, repo_id, folder, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "gemma_3")
     raw, source = _hub_tensors(repo_id, _join(folder, "params.safetensors"), device, force_download,
                                needed=("w_enc", "w_dec", "b_enc", "b_dec", "threshold"))
     state_dict = {"W_enc": raw["w_enc"], "W_dec": raw["w_dec"], "b_enc": raw["b_enc"], "b_dec": raw["b_dec"],
                   "threshold": raw["threshold"]}
     if "affine_skip_connection" in raw: state_dict["W_skip"] = raw["affine_skip_connection"].T  # [d_in, d_out] -> [d_out, d_in]
-    return cfg_dict, _cast(state_dict, cfg_dict), None
-
-_register_format("gemma_3", gemma_3_sae_loader, get_gemma_3_config)
+    return _cast(state_dict, cfg_dict), None
 
 # %% ../nbs/13_pretrained.ipynb #911d43f3
 _GOODFIRE_SAES = {
@@ -724,18 +703,14 @@ def get_goodfire_config(repo_id:str, # e.g. "Goodfire/Llama-3.1-8B-Instruct-SAE-
     return _other_format_cfg(options.device, d_in=d_in, d_sae=65536, model_name=model_name,
                              hook_name=f"blocks.{layer}.hook_resid_post", dataset_path="lmsys/lmsys-chat-1m")
 
-def goodfire_sae_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
-                        cfg_overrides:dict[str, Any]|None=None,
-                       ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+@_format_loader("goodfire", get_goodfire_config)
+def goodfire_sae_loader(cfg_dict, repo_id, filename, device, force_download):
     "Load a Goodfire SAE (a ReLU SAE as `encoder_linear` / `decoder_linear`)."
-    cfg_dict, repo_id, filename, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "goodfire")
     tensors, source = _hub_tensors(repo_id, filename, device, force_download)
     state_dict = _linear_pair_state_dict({k.replace("_linear.", "."): v for k, v in tensors.items()},
                                          str_to_dtype(cfg_dict["dtype"]), source)
     _sizes_from_weights(cfg_dict, state_dict["W_enc"], source)
-    return cfg_dict, state_dict, None
-
-_register_format("goodfire", goodfire_sae_loader, get_goodfire_config)
+    return state_dict, None
 
 # %% ../nbs/13_pretrained.ipynb #5987d696
 QWEN_SCOPE_MODELS = {"Qwen3-1.7B-Base": 2048, "Qwen3-8B-Base": 4096, "Qwen3-30B-A3B-Base": 2048, "Qwen3.5-2B-Base": 2048,
@@ -755,17 +730,13 @@ def get_qwen_scope_config(repo_id:str, # e.g. "Qwen/SAE-Res-Qwen3-1.7B-Base-W32K
                              d_in=QWEN_SCOPE_MODELS[model], d_sae=width, model_name=f"Qwen/{model}",
                              hook_name=f"blocks.{layer}.hook_resid_post", hook_layer=layer, dataset_path="")
 
-def qwen_scope_sae_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
-                          cfg_overrides:dict[str, Any]|None=None,
-                         ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+@_format_loader("qwen_scope", get_qwen_scope_config)
+def qwen_scope_sae_loader(cfg_dict, repo_id, filename, device, force_download):
     "Load a Qwen Scope TopK SAE from its `layer<n>.sae.pt`."
-    cfg_dict, repo_id, filename, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "qwen_scope")
     t, source = _hub_tensors(repo_id, filename, device, force_download, needed=("W_enc", "W_dec", "b_enc", "b_dec"))
     state_dict = _cast({"W_enc": t["W_enc"].T, "W_dec": t["W_dec"].T, "b_enc": t["b_enc"], "b_dec": t["b_dec"]}, cfg_dict)
     _sizes_from_weights(cfg_dict, state_dict["W_enc"], source)
-    return cfg_dict, state_dict, None
-
-_register_format("qwen_scope", qwen_scope_sae_loader, get_qwen_scope_config)
+    return state_dict, None
 
 # %% ../nbs/13_pretrained.ipynb #f873bc19
 def _hub_yaml(repo_id:str, filenames:tuple[str, ...], force_download:bool=False) -> dict|None:
@@ -795,20 +766,16 @@ def get_mwhanna_transcoder_config(repo_id:str, # e.g. "mwhanna/qwen3-4b-transcod
                              hook_head_index_out=None, context_size=run["batch_size"]["value"],
                              model_from_pretrained_kwargs={"fold_ln": False})
 
-def mwhanna_transcoder_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
-                              cfg_overrides:dict[str, Any]|None=None,
-                             ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+@_format_loader("mwhanna_transcoder", get_mwhanna_transcoder_config)
+def mwhanna_transcoder_loader(cfg_dict, repo_id, filename, device, force_download):
     "Load one of Hanna's Qwen 3 transcoders (`transcoder`, or `skip_transcoder` when it has `W_skip`)."
-    cfg_dict, repo_id, filename, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "mwhanna_transcoder")
     t, source = _hub_tensors(repo_id, filename, device, force_download, needed=("W_enc", "W_dec", "b_enc", "b_dec"))
     state_dict = {"W_enc": t["W_enc"].T, "W_dec": t["W_dec"], "b_enc": t["b_enc"], "b_dec": t["b_dec"]}
     if "W_skip" in t: state_dict["W_skip"], cfg_dict["architecture"] = t["W_skip"], "skip_transcoder"
     state_dict = _cast(state_dict, cfg_dict)
     _sizes_from_weights(cfg_dict, state_dict["W_enc"], source)
     cfg_dict["d_out"] = int(state_dict["W_dec"].shape[1])
-    return cfg_dict, state_dict, None
-
-_register_format("mwhanna_transcoder", mwhanna_transcoder_loader, get_mwhanna_transcoder_config)
+    return state_dict, None
 
 # %% ../nbs/13_pretrained.ipynb #6d0579e5
 def get_mntss_clt_layer_config(repo_id:str, # e.g. "mntss/clt-gemma-2-2b-2.5M"
@@ -828,20 +795,16 @@ def get_mntss_clt_layer_config(repo_id:str, # e.g. "mntss/clt-gemma-2-2b-2.5M"
                              hook_name_out=f"blocks.{layer}.{info['feature_output_hook']}",
                              model_from_pretrained_kwargs={"fold_ln": False})
 
-def mntss_clt_layer_transcoder_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
-                                      cfg_overrides:dict[str, Any]|None=None,
-                                     ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+@_format_loader("mntss_clt_layer_transcoder", get_mntss_clt_layer_config)
+def mntss_clt_layer_transcoder_loader(cfg_dict, repo_id, layer, device, force_download):
     "Load one layer of an mntss CLT as a `transcoder` whose decoder sums the layer's decoders."
     warnings.warn("This loads one layer of a cross-layer transcoder as a single-layer transcoder whose decoder is the sum of "
                   "its decoders over later layers: use it for feature activations, not for reconstruction", UserWarning)
-    cfg_dict, repo_id, layer, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "mntss_clt_layer_transcoder")
     enc, _ = _hub_tensors(repo_id, f"W_enc_{layer}.safetensors", device, force_download,
                           needed=(f"W_enc_{layer}", f"b_enc_{layer}", f"b_dec_{layer}"))
     dec, _ = _hub_tensors(repo_id, f"W_dec_{layer}.safetensors", device, force_download, needed=(f"W_dec_{layer}",))
-    return cfg_dict, _cast({"W_enc": enc[f"W_enc_{layer}"].T, "b_enc": enc[f"b_enc_{layer}"], "b_dec": enc[f"b_dec_{layer}"],
-                            "W_dec": dec[f"W_dec_{layer}"].sum(dim=1)}, cfg_dict), None
-
-_register_format("mntss_clt_layer_transcoder", mntss_clt_layer_transcoder_loader, get_mntss_clt_layer_config)
+    return _cast({"W_enc": enc[f"W_enc_{layer}"].T, "b_enc": enc[f"b_enc_{layer}"], "b_dec": enc[f"b_dec_{layer}"],
+                  "W_dec": dec[f"W_dec_{layer}"].sum(dim=1)}, cfg_dict), None
 
 # %% ../nbs/13_pretrained.ipynb #cad03de0
 def get_temporal_sae_config(repo_id:str, # "canrager/temporalSAEs"
@@ -860,18 +823,14 @@ def get_temporal_sae_config(repo_id:str, # "canrager/temporalSAEs"
                              **{k: sae[k] for k in ("n_heads", "n_attn_layers", "bottleneck_factor", "sae_diff_type",
                                                     "kval_topk", "tied_weights")})
 
-def temporal_sae_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
-                        cfg_overrides:dict[str, Any]|None=None,
-                       ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+@_format_loader("temporal", get_temporal_sae_config)
+def temporal_sae_loader(cfg_dict, repo_id, folder, device, force_download):
     "Read a temporal SAE's config and tensors in SAELens 6's layout (saenb does not run this architecture)."
-    cfg_dict, repo_id, folder, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "temporal")
     raw, _ = _hub_tensors(repo_id, _join(folder, "latest_ckpt.safetensors"), device, force_download, needed=("D", "b"))
     state_dict = {k: v for k, v in raw.items() if k.startswith("attn_layers.")}
     state_dict.update(W_dec=raw["D"], b_dec=raw["b"])
     if "E" in raw: state_dict["W_enc"] = raw["E"]
-    return cfg_dict, _cast(state_dict, cfg_dict), None
-
-_register_format("temporal", temporal_sae_loader, get_temporal_sae_config)
+    return _cast(state_dict, cfg_dict), None
 
 # %% ../nbs/13_pretrained.ipynb #e39ee7aa
 SPARSIFY_CFG_FILENAME, SPARSIFY_WEIGHTS_FILENAME = "cfg.json", "sae.safetensors" # sparsify's file names
@@ -929,15 +888,11 @@ def get_sparsify_config(repo_id:str, # e.g. "EleutherAI/sae-pythia-70m-32k"
     run_path = _optional_hub_file(repo_id, _join(parent, "config.json"), options.force_download)
     return sparsify_config(sae_cfg, load_json(run_path) if run_path else {}, folder_name.strip("/").split("/")[-1], options.device)
 
-def sparsify_loader(release:str, sae_id:str, device:str="cpu", force_download:bool=False,
-                    cfg_overrides:dict[str, Any]|None=None,
-                   ) -> tuple[dict[str, Any], dict[str, torch.Tensor], None]:
+@_format_loader("sparsify", get_sparsify_config)
+def sparsify_loader(cfg_dict, repo_id, folder, device, force_download):
     "Load a sparsify SAE from a Hub repo (one folder per hookpoint)."
-    cfg_dict, repo_id, folder, device = _start_loader(release, sae_id, device, force_download, cfg_overrides, "sparsify")
     tensors, source = _hub_tensors(repo_id, _join(folder, SPARSIFY_WEIGHTS_FILENAME), device, force_download)
-    return cfg_dict, sparsify_state_dict(tensors, cfg_dict, source), None
-
-_register_format("sparsify", sparsify_loader, get_sparsify_config)
+    return sparsify_state_dict(tensors, cfg_dict, source), None
 
 # %% ../nbs/13_pretrained.ipynb #d6ebe145
 def pretrained_saes_markdown(directory:dict[str, PretrainedSAELookup]|None=None, # `get_pretrained_saes_directory()` when None
