@@ -94,6 +94,11 @@ def get_feature_activations(model, # a HookedTransformer (or HookedSAETransforme
         out.append(_encode_hook_activations(sae, cache[name], norm_scaling_factor)[..., idx.to(sae.device)])
     return torch.cat(out)
 
+# %% ../nbs/14b_analysis.ipynb #6c086e90
+def _firing(acts:torch.Tensor) -> torch.Tensor:
+    "Where a feature fires: its activation is non-zero, of either sign (an `abstopk` SAE's can be negative)."
+    return acts != 0
+
 # %% ../nbs/14b_analysis.ipynb #ccfaee21
 @dataclass
 class FeatureExample:
@@ -158,14 +163,14 @@ def top_activating_examples(model, # the model (its tokenizer turns ids into str
                             feature_acts:torch.Tensor|None=None, # precomputed activations of the feature, (n_seq, seq)
                             show_progress:bool=True,
                            ) -> list[FeatureExample]:
-    "The (at most) `k` positions where `feature` fires most, largest activation first, with their contexts."
+    "The (at most) `k` positions where `feature` fires most strongly (largest magnitude first), with their contexts."
     tokens = _as_token_batch(tokens)
     check_positive("k", k)
     acts = _one_feature_acts(model, sae, tokens, feature, feature_acts, batch_size, show_progress)
     flat = acts.flatten()
-    n = min(k, int((flat > 0).sum()))
+    n = min(k, int(_firing(flat).sum()))
     if n == 0: return []
-    values, indices = flat.topk(n)
+    indices = flat.abs().topk(n).indices
     return _examples_at(model, tokens, acts, indices.tolist(), context)
 
 # %% ../nbs/14b_analysis.ipynb #c923d2a2
@@ -184,25 +189,27 @@ def top_activating_tokens(model, # the model (for token strings)
     ids, a = tokens.flatten().to(acts.device), acts.flatten().double()
     n_vocab = int(ids.max()) + 1
     occurrences = torch.bincount(ids, minlength=n_vocab)
-    n_active = torch.bincount(ids, weights=(a > 0).double(), minlength=n_vocab)
+    n_active = torch.bincount(ids, weights=_firing(a).double(), minlength=n_vocab)
     sums = torch.bincount(ids, weights=a, minlength=n_vocab)
-    maxes = torch.zeros(n_vocab, dtype=a.dtype, device=a.device).scatter_reduce(0, ids, a, "amax", include_self=False)
+    empty = torch.zeros(n_vocab, dtype=a.dtype, device=a.device)
+    maxes, mins = (empty.scatter_reduce(0, ids, a, how, include_self=False) for how in ("amax", "amin"))
+    strongest = torch.where(mins.abs() > maxes, mins, maxes)          # per token, the activation of largest magnitude
     fired = (n_active > 0).nonzero().flatten()
     df = pd.DataFrame({"token_id": fired.tolist(),
                        "token": model.to_str_tokens(fired) if len(fired) else [],
                        "n_occurrences": occurrences[fired].tolist(), "n_active": n_active[fired].long().tolist(),
                        "mean_activation": (sums[fired] / occurrences[fired]).tolist(),
-                       "max_activation": maxes[fired].tolist()})
-    return df.sort_values(sort_by, ascending=False, kind="stable").head(k).reset_index(drop=True)
+                       "max_activation": strongest[fired].tolist()})
+    return df.sort_values(sort_by, ascending=False, kind="stable", key=abs).head(k).reset_index(drop=True)
 
 # %% ../nbs/14b_analysis.ipynb #aa543e98
 @dataclass
 class QuantileGroup:
     "Examples from one band of a feature's non-zero activations."
     quantiles:tuple[float, float] # e.g. (0.75, 1.0): the top quarter of the positions where the feature fires
-    activation_range:tuple[float, float] # smallest and largest activation in the band
+    activation_range:tuple[float, float] # smallest and largest (signed) activation in the band
     n_positions:int # positions in the band
-    examples:list[FeatureExample] # up to `k` of them, largest activation first
+    examples:list[FeatureExample] # up to `k` of them, strongest first
 
 def quantile_examples(model, # the model (for token strings)
                       tokens:torch.Tensor, # token ids, (n_seq, seq)
@@ -219,16 +226,16 @@ def quantile_examples(model, # the model (for token strings)
     if acts.shape != tokens.shape:
         raise ValueError(f"feature_acts has shape {tuple(acts.shape)} but tokens has shape {tuple(tokens.shape)}")
     flat = acts.flatten()
-    active = (flat > 0).nonzero().flatten()
-    order = active[flat[active].argsort(stable=True)]                 # active positions, weakest first
+    active = _firing(flat).nonzero().flatten()
+    order = active[flat[active].abs().argsort(stable=True)]           # active positions, weakest first
     gen, groups, n = torch.Generator().manual_seed(seed), [], len(order)
     for q in range(n_quantiles):
         band = order[q * n // n_quantiles:(q + 1) * n // n_quantiles]
         if len(band) == 0: continue
         pick = band[torch.randperm(len(band), generator=gen)[:k].to(band.device)]
-        pick = pick[flat[pick].argsort(descending=True, stable=True)]
+        pick = pick[flat[pick].abs().argsort(descending=True, stable=True)]
         groups.append(QuantileGroup((q / n_quantiles, (q + 1) / n_quantiles),
-                                    (float(flat[band[0]]), float(flat[band[-1]])), len(band),
+                                    (float(flat[band].min()), float(flat[band].max())), len(band),
                                     _examples_at(model, tokens, acts, pick.tolist(), context)))
     return groups
 
@@ -425,7 +432,7 @@ def feature_density(sae:SAE, # the SAE
         for x in tqdm(batches, total=total, desc="Feature density", disable=not show_progress):
             x = x.to(sae.device)
             if norm_scaling_factor is not None: x = x * norm_scaling_factor
-            fired += (sae.encode(x) > 0).sum(0)
+            fired += _firing(sae.encode(x)).sum(0)
             n_tokens += len(x)
     if n_tokens == 0: raise ValueError("activations held no tokens: feature density needs at least one")
     return (fired / n_tokens).to(torch.float32)

@@ -16,7 +16,7 @@ from .core import atomic_write, check_positive
 from .sae import SAE
 from .analysis import (FeatureExample, QuantileGroup, TopBottomLogits, get_feature_activations,
                             top_activating_examples, quantile_examples, feature_logit_effects, top_and_bottom_logits,
-                            _feature_index, _as_token_batch, _plotly_express)
+                            _feature_index, _as_token_batch, _firing, _plotly_express)
 
 # %% auto #0
 __all__ = ['ShadedExample', 'FeatureDashboardData', 'FeatureDashboard', 'feature_dashboard', 'eval_results_frame',
@@ -34,7 +34,7 @@ class FeatureDashboardData:
     feature: int # the feature's index in the SAE
     n_tokens: int # tokens the statistics were computed over
     n_active: int # of which the feature fires on this many
-    max_activation: float # its largest activation (0 when it never fires)
+    max_activation: float # its strongest activation: largest magnitude, sign kept (0 when it never fires)
     histogram_counts: list[int] # histogram of the non-zero activations: counts per bin
     histogram_edges: list[float] # and the bins' edges (one more than counts)
     top_examples: list[ShadedExample] # the top-activating contexts, strongest first
@@ -71,23 +71,24 @@ def _shade(example:FeatureExample, acts:torch.Tensor) -> ShadedExample:
                          example.max_token_index, [float(a) for a in window])
 
 def _histogram(values:torch.Tensor, n_bins:int) -> tuple[list[int], list[float]]:
-    "Counts and edges of `n_bins` equal bins from 0 to the largest value."
+    "Counts and edges of `n_bins` equal bins from 0 to the largest value, stretched to the smallest when it is negative."
     if len(values) == 0: return [], []
-    counts, edges = np.histogram(values.double().cpu().numpy(), bins=n_bins, range=(0.0, float(values.max())))
+    lo, hi = min(0.0, float(values.min())), max(0.0, float(values.max()))
+    counts, edges = np.histogram(values.double().cpu().numpy(), bins=n_bins, range=(lo, hi))
     return counts.tolist(), edges.tolist()
 
 def _dashboard_data(model, tokens:torch.Tensor, acts:torch.Tensor, keep:torch.Tensor, feature:int,
                     effects:torch.Tensor, n_top:int, n_quantiles:int, n_per_quantile:int, context:tuple[int, int],
                     n_logits:int, n_bins:int, seed:int) -> FeatureDashboardData:
     "One feature's card, from its activations `acts` (n_seq, seq) and logit effects `effects` (d_vocab,)."
-    active = acts[acts > 0]
+    active = acts[_firing(acts)]
     top = top_activating_examples(model, None, tokens, k=n_top, context=context, feature_acts=acts)
     groups = quantile_examples(model, tokens, acts, n_quantiles=n_quantiles, k=n_per_quantile, context=context,
                                seed=seed) if n_quantiles else []
     groups = [QuantileGroup(g.quantiles, g.activation_range, g.n_positions, [_shade(e, acts) for e in g.examples])
               for g in groups]
     counts, edges = _histogram(active, n_bins)
-    return FeatureDashboardData(feature, int(keep.sum()), len(active), float(active.max()) if len(active) else 0.0,
+    return FeatureDashboardData(feature, int(keep.sum()), len(active), top[0].activation if top else 0.0,
                                 counts, edges, [_shade(e, acts) for e in top], groups,
                                 top_and_bottom_logits(None, model, k=n_logits, effects=effects))
 
@@ -151,9 +152,11 @@ def _visible(token:str) -> str:
     return token.replace("\r", "").replace("\n", "↵").replace("\t", "⇥")
 
 def _token_span(token:str, act:float, max_act:float, is_max:bool=False) -> str:
-    alpha = min(1.0, max(0.0, act / max_act)) if max_act > 0 else 0.0
+    "A token shaded by `|act|` over `|max_act|`: orange where the feature is positive, purple where negative."
+    alpha = min(1.0, abs(act) / abs(max_act)) if max_act != 0 else 0.0
     cls = "saenb-tok saenb-max" if is_max else "saenb-tok"
-    style = f' style="background-color:rgba(255,127,14,{alpha:.3f})"' if alpha > 0 else ""
+    rgb = "255,127,14" if act > 0 else "148,103,189"
+    style = f' style="background-color:rgba({rgb},{alpha:.3f})"' if alpha > 0 else ""
     return (f'<span class="{cls}" data-act="{_num(act)}" data-tok="{_esc(token)}"{style} '
             f'title="{_esc(repr(token))}: {_fmt(act)}">{_esc(_visible(token))}</span>')
 
@@ -182,7 +185,7 @@ def _histogram_svg(card:FeatureDashboardData, width:int=360, height:int=150) -> 
                      f'<title>{_fmt(edges[i])} to {_fmt(edges[i + 1])}: {c}</title></rect>')
     axis_y = top + plot_h
     parts += [f'<line x1="{left}" y1="{axis_y}" x2="{left + plot_w}" y2="{axis_y}" class="saenb-axis-line"/>',
-              f'<text x="{left}" y="{axis_y + 15}" class="saenb-axis">0</text>',
+              f'<text x="{left}" y="{axis_y + 15}" class="saenb-axis">{_fmt(edges[0])}</text>',
               f'<text x="{left + plot_w}" y="{axis_y + 15}" text-anchor="end" class="saenb-axis">{_fmt(edges[-1])}</text>',
               f'<text x="{left + plot_w / 2}" y="{axis_y + 15}" text-anchor="middle" class="saenb-axis">activation</text>',
               f'<text x="{left - 4}" y="{top + 10}" text-anchor="end" class="saenb-axis">{peak}</text>',
