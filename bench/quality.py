@@ -29,7 +29,7 @@ One JSON line per finished run is appended to `--out`, with the load averages at
 interruption (or in another session), does the rest. A run interrupted before its line was written is run again.
 """
 from __future__ import annotations
-import argparse, json, math, os, platform, subprocess, sys, time
+import argparse, json, math, os, platform, signal, subprocess, sys, time
 from pathlib import Path
 import torch
 
@@ -65,10 +65,10 @@ def coef_runs(arch: str, grid: dict) -> list[dict]:
 
 
 def sweep() -> list[dict]:
+    "The runs whose settings are fixed come first, the coefficient grids last (they can be recalibrated meanwhile)."
     runs = [dict(lib=l, arch="topk", k=k) for k in TOPK_K for l in ALL_LIBS]
-    runs += coef_runs("standard", STANDARD_L1) + coef_runs("jumprelu", JUMPRELU_L0)
     for arch in ("batchtopk", "matryoshka_batchtopk"): runs += [dict(lib=l, arch=arch, k=32) for l in ("saenb", "saelens6")]
-    return runs
+    return runs + coef_runs("standard", STANDARD_L1) + coef_runs("jumprelu", JUMPRELU_L0)
 
 
 def smoke_sweep() -> list[dict]:
@@ -291,6 +291,8 @@ def main():
     p.add_argument("--report", default=None, metavar="JSONL",
                    help="print the markdown table and full-sweep estimate of a results file (and its .meta.json), then exit")
     a = p.parse_args()
+    # `kill PID` stops the sweep and its training process (subprocess.run kills the child on the way out)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
     if a.report:
         meta_path = Path(a.report + ".meta.json")
         report(read_lines(Path(a.report)), json.loads(meta_path.read_text()) if meta_path.exists() else {})
