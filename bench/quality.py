@@ -4,7 +4,7 @@ same cached activations with the same dictionary size and token budget, measured
     bash bench/setup_quality_peers.sh            # the peers' venvs under bench/.venvs (once)
     python bench/quality.py                      # the sweep: 1M training tokens a run, seeds 0 and 1
     python bench/quality.py --smoke              # every library x architecture path at a tiny budget
-    python bench/quality.py --pilot              # where each library's L1/L0 coefficients put L0 (250k tokens)
+    python bench/quality.py --pilot              # where each library's L1/L0 coefficients put L0 (one seed)
     python bench/quality.py --only topk --only saenb --seeds 0
 
 Run it with saenb's Python. Steps:
@@ -48,14 +48,21 @@ PYTHONS = {"saenb": Path(sys.executable), "saelens5": VENVS / "qsaelens5" / "bin
 # variance about 14,000, two dimensions carry a mean of 57 and 37), so the grids sit well above the libraries'
 # defaults (L1 1e-3 in 5.6, 1.0 in 6; L0 1.0). The grids are per library because the same coefficient is not the same
 # penalty everywhere: SAELens 6 starts the decoder at norm 0.1 (5.6 and saenb at 1) and weights its L1 by the decoder
-# norms, and JumpReLU's L0 coefficient prices a feature's firing, not its size. Each library's three points are chosen
-# so that the L0s overlap the TopK points' (16 to 64): see bench/results/quality-pilot.md (`--pilot`) for how.
+# norms, and JumpReLU's L0 coefficient prices a feature's firing, not its size. The points aim at the TopK points'
+# L0s (16 to 64); bench/results/quality-pilot.md (`--pilot`, 1M tokens, seed 0) has the figures:
+# - standard, saenb and SAELens 5.6 (one convention; equal L0s in the pilot): 40 and 80 both give L0 30 (EV 0.74),
+#   320 collapses (EV -0.02); 20 is a guess for the higher-L0 end.
+# - standard, SAELens 6: 80 gives L0 169, 320 gives L0 20; 160 and 240 are interpolated (about 58 and 31 expected).
+# - JumpReLU: still the first guess. With every library's defaults the L0 coefficient does not move L0 at this budget
+#   (10 and 1000 give identical figures in saenb): its gradient reaches only the threshold, which Adam moves by about
+#   lr a step, far below these pre-activations' scale (std 2.5).
 TOPK_K = (16, 32, 64)
-STANDARD_L1 = {"saenb": (5.0, 20.0, 80.0), "saelens5": (5.0, 20.0, 80.0), "saelens6": (5.0, 20.0, 80.0)}
+STANDARD_L1 = {"saenb": (20.0, 40.0, 80.0), "saelens5": (20.0, 40.0, 80.0), "saelens6": (160.0, 240.0, 320.0)}
 JUMPRELU_L0 = {"saenb": (3.0, 10.0, 30.0), "saelens5": (3.0, 10.0, 30.0), "saelens6": (3.0, 10.0, 30.0)}
-# `--pilot`: wide grids at a reduced budget, one seed, to find where each library's L0 lands
-PILOT_STANDARD_L1 = {l: (20.0, 80.0, 320.0, 1280.0) for l in ("saenb", "saelens5", "saelens6")}
-PILOT_JUMPRELU_L0 = {l: (10.0, 100.0, 1000.0) for l in ("saenb", "saelens5", "saelens6")}
+# `--pilot`: wide grids, one seed, to find where each library's L0 lands. At the full budget: at 250k tokens no L1
+# coefficient makes a standard SAE sparse yet (L0 1,250 to 1,820 at 20 and 80), at 1M tokens 80 gives L0 30 (saenb).
+PILOT_STANDARD_L1 = {l: (20.0, 40.0, 80.0, 320.0) for l in ("saenb", "saelens5", "saelens6")}
+PILOT_JUMPRELU_L0 = {l: (10.0, 1000.0) for l in ("saenb", "saelens5", "saelens6")}
 ALL_LIBS = ("saenb", "saelens5", "saelens6", "sparsify")
 
 
@@ -85,7 +92,7 @@ def pilot_sweep() -> list[dict]:
 MODES = {None: dict(runs=sweep, budget=1_000_000, seeds=[0, 1], held_out_contexts=256, ce_contexts=64, out="quality.jsonl"),
          "smoke": dict(runs=smoke_sweep, budget=16 * 4096, seeds=[0], held_out_contexts=64, ce_contexts=8,
                        out="quality-smoke.jsonl"),
-         "pilot": dict(runs=pilot_sweep, budget=250_000, seeds=[0], held_out_contexts=256, ce_contexts=16,
+         "pilot": dict(runs=pilot_sweep, budget=1_000_000, seeds=[0], held_out_contexts=256, ce_contexts=16,
                        out="quality-pilot.jsonl")}
 
 
@@ -280,7 +287,7 @@ def main():
     mode.add_argument("--smoke", dest="mode", action="store_const", const="smoke",
                       help="each library x architecture once, 16 steps, seed 0")
     mode.add_argument("--pilot", dest="mode", action="store_const", const="pilot",
-                      help="the sparsity-grid pilot: standard and JumpReLU on PILOT_* grids, 250k tokens, seed 0")
+                      help="the sparsity-grid pilot: standard and JumpReLU on the PILOT_* grids, seed 0, 16 CE contexts")
     p.add_argument("--d-sae", type=int, default=8 * D_IN)
     p.add_argument("--batch", type=int, default=4096, help="training batch in tokens (every library)")
     p.add_argument("--held-out-contexts", type=int, help="held-out contexts of 128 tokens for L0, EV, MSE (default 256)")
