@@ -285,7 +285,7 @@ def main():
                    help="keep runs whose name (lib/arch/setting/seed=N) contains this; repeat to AND filters")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--smoke", dest="mode", action="store_const", const="smoke",
-                      help="each library x architecture once, 16 steps, seed 0")
+                      help="each library x architecture once, 65,536 tokens (16 steps of 4096), seed 0")
     mode.add_argument("--pilot", dest="mode", action="store_const", const="pilot",
                       help="the sparsity-grid pilot: standard and JumpReLU on the PILOT_* grids, seed 0, 16 CE contexts")
     p.add_argument("--d-sae", type=int, default=8 * D_IN)
