@@ -4,6 +4,7 @@ same cached activations with the same dictionary size and token budget, measured
     bash bench/setup_quality_peers.sh            # the peers' venvs under bench/.venvs (once)
     python bench/quality.py                      # the sweep: 1M training tokens a run, seeds 0 and 1
     python bench/quality.py --smoke              # every library x architecture path at a tiny budget
+    python bench/quality.py --pilot              # where each library's L1/L0 coefficients put L0 (one seed)
     python bench/quality.py --only topk --only saenb --seeds 0
 
 Run it with saenb's Python. Steps:
@@ -22,10 +23,13 @@ Run it with saenb's Python. Steps:
    hook (the model run from layer 4 on the reconstructed residual stream), and CE loss recovered
    `(CE_zero - CE_sae) / (CE_zero - CE_clean)` with the zero-ablated hook as the floor.
 
-One JSON line per run goes to `--out`; the command, versions and data sizes to `<out>.meta.json`.
+One JSON line per finished run is appended to `--out`, with the load averages at the start and end of its training
+(`busy` flags runs that shared the machine); the data sizes, and each invocation's command and machine, go to
+`<out>.meta.json`. A sweep is resumable: runs already in `--out` are skipped, so the same command, run again after an
+interruption (or in another session), does the rest. A run interrupted before its line was written is run again.
 """
 from __future__ import annotations
-import argparse, json, math, os, platform, subprocess, sys, time
+import argparse, json, math, os, platform, signal, subprocess, sys, time
 from pathlib import Path
 import torch
 
@@ -42,26 +46,54 @@ PYTHONS = {"saenb": Path(sys.executable), "saelens5": VENVS / "qsaelens5" / "bin
 # the L0 coefficient (SAELens 5.6 and saenb: `l1_coefficient`; SAELens 6: `l0_coefficient`); raw activations
 # (normalize_activations="none", every library's default). These activations are large (mean norm about 98, per-token
 # variance about 14,000, two dimensions carry a mean of 57 and 37), so the grids sit well above the libraries'
-# defaults (L1 1e-3 in 5.6, 1.0 in 6; L0 1.0): a first guess from that scale, to be calibrated by a pilot at the full budget.
+# defaults (L1 1e-3 in 5.6, 1.0 in 6; L0 1.0). The grids are per library because the same coefficient is not the same
+# penalty everywhere: SAELens 6 starts the decoder at norm 0.1 (5.6 and saenb at 1) and weights its L1 by the decoder
+# norms, and JumpReLU's L0 coefficient prices a feature's firing, not its size. The points aim at the TopK points'
+# L0s (16 to 64); bench/results/quality-pilot.md (`--pilot`, 1M tokens, seed 0) has the figures:
+# - standard, saenb and SAELens 5.6 (one convention; equal L0s in the pilot): 40 and 80 both give L0 30 (EV 0.74),
+#   320 collapses (EV -0.02); 20 is a guess for the higher-L0 end.
+# - standard, SAELens 6: 80 gives L0 169, 320 gives L0 20; 160 and 240 are interpolated (about 58 and 31 expected).
+# - JumpReLU: still the first guess. With every library's defaults the L0 coefficient does not move L0 at this budget
+#   (10 and 1000 give identical figures in saenb): its gradient reaches only the threshold, which Adam moves by about
+#   lr a step, far below these pre-activations' scale (std 2.5).
 TOPK_K = (16, 32, 64)
-STANDARD_L1 = (5.0, 20.0, 80.0)
-JUMPRELU_L0 = (3.0, 10.0, 30.0)
+STANDARD_L1 = {"saenb": (20.0, 40.0, 80.0), "saelens5": (20.0, 40.0, 80.0), "saelens6": (160.0, 240.0, 320.0)}
+JUMPRELU_L0 = {"saenb": (3.0, 10.0, 30.0), "saelens5": (3.0, 10.0, 30.0), "saelens6": (3.0, 10.0, 30.0)}
+# `--pilot`: wide grids, one seed, to find where each library's L0 lands. At the full budget: at 250k tokens no L1
+# coefficient makes a standard SAE sparse yet (L0 1,250 to 1,820 at 20 and 80), at 1M tokens 80 gives L0 30 (saenb).
+PILOT_STANDARD_L1 = {l: (20.0, 40.0, 80.0, 320.0) for l in ("saenb", "saelens5", "saelens6")}
+PILOT_JUMPRELU_L0 = {l: (10.0, 1000.0) for l in ("saenb", "saelens5", "saelens6")}
 ALL_LIBS = ("saenb", "saelens5", "saelens6", "sparsify")
 
 
+def coef_runs(arch: str, grid: dict) -> list[dict]:
+    "The runs of a per-library grid {lib: coefficients}, each coefficient's index for every library in turn."
+    return [dict(lib=l, arch=arch, coef=c) for cs in zip(*grid.values()) for l, c in zip(grid, cs)]
+
+
 def sweep() -> list[dict]:
-    runs = []
-    for k in TOPK_K: runs += [dict(lib=l, arch="topk", k=k) for l in ALL_LIBS]
-    for c in STANDARD_L1: runs += [dict(lib=l, arch="standard", coef=c) for l in ALL_LIBS[:3]]
-    for c in JUMPRELU_L0: runs += [dict(lib=l, arch="jumprelu", coef=c) for l in ALL_LIBS[:3]]
+    "The runs whose settings are fixed come first, the coefficient grids last (they can be recalibrated meanwhile)."
+    runs = [dict(lib=l, arch="topk", k=k) for k in TOPK_K for l in ALL_LIBS]
     for arch in ("batchtopk", "matryoshka_batchtopk"): runs += [dict(lib=l, arch=arch, k=32) for l in ("saenb", "saelens6")]
-    return runs
+    return runs + coef_runs("standard", STANDARD_L1) + coef_runs("jumprelu", JUMPRELU_L0)
 
 
 def smoke_sweep() -> list[dict]:
     "Every library x architecture path once, at the middle setting."
-    middle = {"standard": STANDARD_L1[1], "jumprelu": JUMPRELU_L0[1]}
-    return [r for r in sweep() if r.get("k", 32) == 32 and r.get("coef") == middle.get(r["arch"])]
+    middle = {"standard": STANDARD_L1, "jumprelu": JUMPRELU_L0}
+    return [r for r in sweep() if r.get("k", 32) == 32 and (r["arch"] not in middle or r["coef"] == middle[r["arch"]][r["lib"]][1])]
+
+
+def pilot_sweep() -> list[dict]:
+    return coef_runs("standard", PILOT_STANDARD_L1) + coef_runs("jumprelu", PILOT_JUMPRELU_L0)
+
+
+# the defaults of the sweep, --smoke and --pilot (an option given on the command line wins)
+MODES = {None: dict(runs=sweep, budget=1_000_000, seeds=[0, 1], held_out_contexts=256, ce_contexts=64, out="quality.jsonl"),
+         "smoke": dict(runs=smoke_sweep, budget=16 * 4096, seeds=[0], held_out_contexts=64, ce_contexts=8,
+                       out="quality-smoke.jsonl"),
+         "pilot": dict(runs=pilot_sweep, budget=1_000_000, seeds=[0], held_out_contexts=256, ce_contexts=16,
+                       out="quality-pilot.jsonl")}
 
 
 def run_name(r: dict) -> str:
@@ -183,14 +215,21 @@ def train(r: dict, a, folder: Path) -> dict:
     if r.get("coef") is not None: cmd += ["--coef", str(r["coef"])]
     env = {**os.environ, "WANDB_MODE": "disabled", "TOKENIZERS_PARALLELISM": "false"}
     if r["lib"] != "saenb": env.pop("PYTHONPATH", None)   # a peer's venv sees its own packages only
-    t0 = time.time()
+    t0, load_start = time.time(), os.getloadavg()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=a.timeout)
+    # the 1, 5 and 15-minute load averages as the training process starts and ends (see `busy`)
+    load = dict(process_seconds=time.time() - t0, load_avg_start=load_start, load_avg_end=os.getloadavg(), cpus=os.cpu_count())
     lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
     if p.returncode != 0 or not lines:
-        return dict(status="failed", returncode=p.returncode, stderr_tail=p.stderr[-3000:], process_seconds=time.time() - t0)
-    res = json.loads(lines[-1])
-    res.update(status="ok", process_seconds=time.time() - t0, weights=str(out.relative_to(ROOT.parent)))
-    return res
+        return dict(status="failed", returncode=p.returncode, stderr_tail=p.stderr[-3000:], **load)
+    return dict(json.loads(lines[-1]), status="ok", weights=str(out.relative_to(ROOT.parent)), **load)
+
+
+def busy(line: dict) -> bool:
+    """Whether the machine was busy with other work when the run trained: a 1-minute load average above the cores + 1
+    at its start or end (the run itself keeps about one thread a core busy). Its wall time and tok/s are then not an
+    idle machine's; its quality figures are unaffected."""
+    return "cpus" in line and max(line["load_avg_start"][0], line["load_avg_end"][0]) > line["cpus"] + 1
 
 
 # ---- reports ------------------------------------------------------------------------------------------------------------
@@ -200,11 +239,15 @@ def markdown_table(lines: list[dict]) -> str:
             ("train s", "train_seconds", "{:.1f}"), ("L0", "l0", "{:.1f}"), ("EV", "explained_variance", "{:.3f}"),
             ("MSE", "mse", "{:.4g}"), ("CE rec.", "ce_loss_recovered", "{:.3f}"), ("CE with SAE", "ce_loss_with_sae", "{:.3f}"),
             ("dead", "dead_fraction", "{:.3f}"), ("dense", "dense_fraction", "{:.3f}"), ("form check", "form_check_rel_err", "{:.1e}")]
-    rows = ["| " + " | ".join(c[0] for c in cols) + " |", "|" + "---|" * len(cols)]
+    rows = ["| " + " | ".join(c[0] for c in cols) + " | load (1 min, start-end) |", "|" + "---|" * (len(cols) + 1)]
     for l in lines:
         cells = [("FAILED" if l.get("status") != "ok" and key != "run" else
                   (fmt.format(l[key]) if l.get(key) is not None else "")) for _, key, fmt in cols]
-        rows.append("| " + " | ".join(cells) + " |")
+        load = f"{l['load_avg_start'][0]:.1f}-{l['load_avg_end'][0]:.1f}" + (" **busy**" if busy(l) else "") if "cpus" in l else ""
+        rows.append("| " + " | ".join(cells + [load]) + " |")
+    if any(map(busy, lines)):
+        rows.append("\n**busy**: the 1-minute load average was above the cores + 1 as the run started or ended: other work "
+                    "shared the machine, so its train s and tok/s are slower than an idle machine's (the quality figures hold).")
     return "\n".join(rows)
 
 
@@ -230,51 +273,68 @@ def estimate_full_sweep(lines: list[dict], meta: dict, budget: int = 1_000_000, 
                 hours_total=(total + cache) / 3600, hours_per_library={k: v / 3600 for k, v in per.items()})
 
 
+def read_lines(path: Path) -> list[dict]:
+    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--budget", type=int, default=1_000_000, help="training tokens per run (default 1,000,000)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--budget", type=int, help="training tokens per run (default 1,000,000)")
+    p.add_argument("--seeds", type=int, nargs="+", help="default 0 1")
     p.add_argument("--only", action="append", default=[],
                    help="keep runs whose name (lib/arch/setting/seed=N) contains this; repeat to AND filters")
-    p.add_argument("--smoke", action="store_true", help="each library x architecture once, tiny budget, seed 0")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--smoke", dest="mode", action="store_const", const="smoke",
+                      help="each library x architecture once, 65,536 tokens (16 steps of 4096), seed 0")
+    mode.add_argument("--pilot", dest="mode", action="store_const", const="pilot",
+                      help="the sparsity-grid pilot: standard and JumpReLU on the PILOT_* grids, seed 0, 16 CE contexts")
     p.add_argument("--d-sae", type=int, default=8 * D_IN)
     p.add_argument("--batch", type=int, default=4096, help="training batch in tokens (every library)")
-    p.add_argument("--held-out-contexts", type=int, default=256, help="held-out contexts of 128 tokens for L0, EV, MSE")
-    p.add_argument("--ce-contexts", type=int, default=64, help="held-out contexts for the CE loss")
+    p.add_argument("--held-out-contexts", type=int, help="held-out contexts of 128 tokens for L0, EV, MSE (default 256)")
+    p.add_argument("--ce-contexts", type=int, help="held-out contexts for the CE loss (default 64)")
     p.add_argument("--timeout", type=int, default=3 * 3600, help="seconds one training process may take")
-    p.add_argument("--out", default=None, help="JSON lines (default bench/results/quality.jsonl; --smoke: quality-smoke.jsonl)")
+    p.add_argument("--out", default=None, help="JSON lines, appended to (default bench/results/quality.jsonl; "
+                                               "--smoke: quality-smoke.jsonl; --pilot: quality-pilot.jsonl)")
     p.add_argument("--report", default=None, metavar="JSONL",
                    help="print the markdown table and full-sweep estimate of a results file (and its .meta.json), then exit")
     a = p.parse_args()
+    # `kill PID` stops the sweep and its training process (subprocess.run kills the child on the way out)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
     if a.report:
-        lines = [json.loads(l) for l in Path(a.report).read_text().splitlines()]
         meta_path = Path(a.report + ".meta.json")
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        print(markdown_table(lines))
-        print(json.dumps(estimate_full_sweep(lines, meta), indent=1))
+        report(read_lines(Path(a.report)), json.loads(meta_path.read_text()) if meta_path.exists() else {})
         return
-    if a.smoke:
-        a.budget = a.budget if "--budget" in sys.argv else 16 * a.batch
-        a.seeds = a.seeds if "--seeds" in sys.argv else [0]
-        a.held_out_contexts = a.held_out_contexts if "--held-out-contexts" in sys.argv else 64
-        a.ce_contexts = a.ce_contexts if "--ce-contexts" in sys.argv else 8
-    a.out = Path(a.out or ROOT / "results" / ("quality-smoke.jsonl" if a.smoke else "quality.jsonl"))
+    a.out = Path(a.out) if a.out else ROOT / "results" / MODES[a.mode]["out"]
+    for k, v in MODES[a.mode].items():
+        if getattr(a, k, None) is None: setattr(a, k, v)
     from tqdm.auto import tqdm
-    runs = [{**r, "seed": s} for r in (smoke_sweep() if a.smoke else sweep()) for s in a.seeds]
+    runs = [{**r, "seed": s} for r in a.runs() for s in a.seeds]
     runs = [r for r in runs if all(f in run_name(r) for f in a.only)]
+    # resumable: the results file is only appended to, and a run already in it is not run again
+    done = {l["run"]: l for l in read_lines(a.out)}
+    for key in ("budget", "d_sae", "batch"):
+        other = {l[key] for l in done.values() if key in l} - {getattr(a, key)}
+        if other: sys.exit(f"{a.out} holds runs with {key} {other}, not {getattr(a, key)}: give another --out")
+    for r in runs:
+        if run_name(r) in done:
+            print(f"{run_name(r)}: skipped, already in {a.out} ({done[run_name(r)].get('status')}; delete its line to rerun)")
+    runs = [r for r in runs if run_name(r) not in done]
     missing = sorted({r["lib"] for r in runs if not PYTHONS[r["lib"]].exists()})
     if missing: sys.exit(f"no venv for {', '.join(missing)}: run bash bench/setup_quality_peers.sh")
-    n_train = max(a.budget, a.batch)
-    folder = cache_activations(n_train, a.held_out_contexts)
-    data_meta = json.loads((folder / "meta.json").read_text())
+    folder = cache_activations(max(a.budget, a.batch), a.held_out_contexts)
     evaluator = Evaluator(folder, a.ce_contexts)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = dict(command="python bench/quality.py " + " ".join(sys.argv[1:]), budget=a.budget, seeds=a.seeds,
-                d_sae=a.d_sae, batch=a.batch, dense_threshold=DENSE, data=data_meta, cache=str(folder.relative_to(ROOT.parent)),
-                machine=dict(platform=platform.platform(), processor=platform.processor(), cpus=os.cpu_count(),
-                             torch_threads=torch.get_num_threads()),
-                started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), runs=len(runs))
-    with open(a.out, "w") as f:
+    meta_path = Path(str(a.out) + ".meta.json")
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else \
+        dict(budget=a.budget, d_sae=a.d_sae, batch=a.batch, dense_threshold=DENSE,
+             data=json.loads((folder / "meta.json").read_text()), cache=str(folder.relative_to(ROOT.parent)))
+    session = dict(command="python bench/quality.py " + " ".join(sys.argv[1:]), seeds=a.seeds, ce_contexts=a.ce_contexts,
+                   machine=dict(platform=platform.platform(), processor=platform.processor(), cpus=os.cpu_count(),
+                                torch_threads=torch.get_num_threads()),
+                   started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), runs=len(runs), skipped=len(done))
+    meta.setdefault("sessions", []).append(session)   # one entry per invocation, so a resumed sweep keeps every command
+    meta_path.write_text(json.dumps(meta, indent=1) + "\n")
+    with open(a.out, "a") as f:
         for r in (bar := tqdm(runs, desc="quality runs")):
             bar.set_postfix_str(run_name(r))
             res = train(r, a, folder)
@@ -283,14 +343,19 @@ def main():
             if res["status"] == "ok": line.update(evaluator(torch.load(ROOT.parent / res["weights"])))
             f.write(json.dumps(line) + "\n"); f.flush()
             tqdm.write(f"{run_name(r)}: " + (f"L0 {line['l0']:.1f}  EV {line['explained_variance']:.3f}  "
-                                              f"CE rec {line['ce_loss_recovered']:.3f}  {line['tokens_per_s']:.0f} tok/s"
+                                              f"CE rec {line['ce_loss_recovered']:.3f}  {line['tokens_per_s']:.0f} tok/s  "
+                                              f"{line['process_seconds']:.0f} s" + ("  (busy)" if busy(line) else "")
                                               if res["status"] == "ok" else "FAILED\n" + res["stderr_tail"][-1500:]))
-    meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    lines = [json.loads(l) for l in a.out.read_text().splitlines()]
+    session["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    lines = read_lines(a.out)
     meta["estimate_full_sweep_from_these_runs"] = estimate_full_sweep(lines, meta)
-    Path(str(a.out) + ".meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    meta_path.write_text(json.dumps(meta, indent=1) + "\n")
+    report(lines, meta)
+
+
+def report(lines: list[dict], meta: dict):
     print(markdown_table(lines))
-    print(json.dumps(meta["estimate_full_sweep_from_these_runs"], indent=1))
+    print(json.dumps(estimate_full_sweep(lines, meta), indent=1))
 
 
 if __name__ == "__main__":
