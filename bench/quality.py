@@ -53,39 +53,51 @@ PYTHONS = {"saenb": Path(sys.executable), "saelens5": VENVS / "qsaelens5" / "bin
 # - standard, saenb and SAELens 5.6 (one convention; equal L0s in the pilot): 40 and 80 both give L0 30 (EV 0.74),
 #   320 collapses (EV -0.02); 20 is a guess for the higher-L0 end.
 # - standard, SAELens 6: 80 gives L0 169, 320 gives L0 20; 160 and 240 are interpolated (about 58 and 31 expected).
-# - JumpReLU: still the first guess. With every library's defaults the L0 coefficient does not move L0 at this budget
-#   (10 and 1000 give identical figures in saenb): its gradient reaches only the threshold, which Adam moves by about
-#   lr a step, far below these pre-activations' scale (std 2.5).
+# - JumpReLU: at this budget the L0 coefficient does not set L0 (10 and 1000 gave identical figures in saenb): its
+#   gradient reaches only the threshold, which Adam moves by about lr a step whatever the coefficient (at most
+#   245 x 3e-4 = 0.07 in a 1M run: in log space in saenb and 5.6, absolutely in SAELens 6), while the pre-activations
+#   reach 3 to 14 where L0 is 16 to 64. What sets L0 is where the threshold starts. So the JumpReLU points vary
+#   `jumprelu_init_threshold` (each library has the field), at one L0 coefficient for all, per library because the
+#   initial encoders differ in scale: each value is the threshold at which the library's freshly initialised SAE has
+#   L0 64, 32 or 16 on 4,096 training activations (b_dec at the mean for saenb and 5.6, whose runners start it at the
+#   geometric median; at zero for SAELens 6, whose runner leaves it there). SAELens 6's decoder rows start at norm 0.1,
+#   so its pre-activations are about 5x smaller.
 TOPK_K = (16, 32, 64)
 STANDARD_L1 = {"saenb": (20.0, 40.0, 80.0), "saelens5": (20.0, 40.0, 80.0), "saelens6": (160.0, 240.0, 320.0)}
-JUMPRELU_L0 = {"saenb": (3.0, 10.0, 30.0), "saelens5": (3.0, 10.0, 30.0), "saelens6": (3.0, 10.0, 30.0)}
+JUMPRELU_L0 = 10.0   # the L0 coefficient of every JumpReLU run
+JUMPRELU_THETA = {"saenb": (3.6, 7.0, 12.5), "saelens5": (3.6, 7.0, 12.5), "saelens6": (0.9, 1.6, 2.8)}
 # `--pilot`: wide grids, one seed, to find where each library's L0 lands. At the full budget: at 250k tokens no L1
 # coefficient makes a standard SAE sparse yet (L0 1,250 to 1,820 at 20 and 80), at 1M tokens 80 gives L0 30 (saenb).
 PILOT_STANDARD_L1 = {l: (20.0, 40.0, 80.0, 320.0) for l in ("saenb", "saelens5", "saelens6")}
-PILOT_JUMPRELU_L0 = {l: (10.0, 1000.0) for l in ("saenb", "saelens5", "saelens6")}
+PILOT_JUMPRELU_THETA = JUMPRELU_THETA
 ALL_LIBS = ("saenb", "saelens5", "saelens6", "sparsify")
 
 
-def coef_runs(arch: str, grid: dict) -> list[dict]:
-    "The runs of a per-library grid {lib: coefficients}, each coefficient's index for every library in turn."
-    return [dict(lib=l, arch=arch, coef=c) for cs in zip(*grid.values()) for l, c in zip(grid, cs)]
+def grid_runs(arch: str, grid: dict, key: str = "coef", **fixed) -> list[dict]:
+    "The runs of a per-library grid {lib: values of `key`}, each value's index for every library in turn."
+    return [dict(lib=l, arch=arch, **{key: v}, **fixed) for vs in zip(*grid.values()) for l, v in zip(grid, vs)]
+
+
+def jumprelu_runs(grid: dict) -> list[dict]:
+    return grid_runs("jumprelu", grid, "init_threshold", coef=JUMPRELU_L0)
 
 
 def sweep() -> list[dict]:
     "The runs whose settings are fixed come first, the coefficient grids last (they can be recalibrated meanwhile)."
     runs = [dict(lib=l, arch="topk", k=k) for k in TOPK_K for l in ALL_LIBS]
     for arch in ("batchtopk", "matryoshka_batchtopk"): runs += [dict(lib=l, arch=arch, k=32) for l in ("saenb", "saelens6")]
-    return runs + coef_runs("standard", STANDARD_L1) + coef_runs("jumprelu", JUMPRELU_L0)
+    return runs + grid_runs("standard", STANDARD_L1) + jumprelu_runs(JUMPRELU_THETA)
 
 
 def smoke_sweep() -> list[dict]:
     "Every library x architecture path once, at the middle setting."
-    middle = {"standard": STANDARD_L1, "jumprelu": JUMPRELU_L0}
-    return [r for r in sweep() if r.get("k", 32) == 32 and (r["arch"] not in middle or r["coef"] == middle[r["arch"]][r["lib"]][1])]
+    middle = lambda r: r["arch"] == "standard" and r["coef"] == STANDARD_L1[r["lib"]][1] or \
+        r["arch"] == "jumprelu" and r["init_threshold"] == JUMPRELU_THETA[r["lib"]][1]
+    return [r for r in sweep() if r.get("k", 32) == 32 and (r["arch"] not in ("standard", "jumprelu") or middle(r))]
 
 
 def pilot_sweep() -> list[dict]:
-    return coef_runs("standard", PILOT_STANDARD_L1) + coef_runs("jumprelu", PILOT_JUMPRELU_L0)
+    return grid_runs("standard", PILOT_STANDARD_L1) + jumprelu_runs(PILOT_JUMPRELU_THETA)
 
 
 # the defaults of the sweep, --smoke and --pilot (an option given on the command line wins)
@@ -97,7 +109,8 @@ MODES = {None: dict(runs=sweep, budget=1_000_000, seeds=[0, 1], held_out_context
 
 
 def run_name(r: dict) -> str:
-    setting = f"k={r['k']}" if r.get("k") is not None else f"coef={r['coef']:g}"
+    setting = f"k={r['k']}" if r.get("k") is not None else \
+        f"theta={r['init_threshold']:g}" if r.get("init_threshold") is not None else f"coef={r['coef']:g}"
     return f"{r['lib']}/{r['arch']}/{setting}/seed={r['seed']}"
 
 
@@ -213,6 +226,7 @@ def train(r: dict, a, folder: Path) -> dict:
            "--acts", str(folder / "train.pt"), "--out", str(out)]
     if r.get("k") is not None: cmd += ["--k", str(r["k"])]
     if r.get("coef") is not None: cmd += ["--coef", str(r["coef"])]
+    if r.get("init_threshold") is not None: cmd += ["--init-threshold", str(r["init_threshold"])]
     env = {**os.environ, "WANDB_MODE": "disabled", "TOKENIZERS_PARALLELISM": "false"}
     if r["lib"] != "saenb": env.pop("PYTHONPATH", None)   # a peer's venv sees its own packages only
     t0, load_start = time.time(), os.getloadavg()
@@ -338,7 +352,7 @@ def main():
         for r in (bar := tqdm(runs, desc="quality runs")):
             bar.set_postfix_str(run_name(r))
             res = train(r, a, folder)
-            line = dict(run=run_name(r), **{k: r.get(k) for k in ("lib", "arch", "k", "coef", "seed")}, budget=a.budget)
+            line = dict(run=run_name(r), **{k: r.get(k) for k in ("lib", "arch", "k", "coef", "init_threshold", "seed")}, budget=a.budget)
             line.update({k: v for k, v in res.items() if k not in line})
             if res["status"] == "ok": line.update(evaluator(torch.load(ROOT.parent / res["weights"])))
             f.write(json.dumps(line) + "\n"); f.flush()

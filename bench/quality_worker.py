@@ -151,6 +151,7 @@ def lens5_kwargs(arch: str, a) -> dict:
               dataset_path="unused", is_dataset_tokenized=True)
     if arch in ("topk", "batchtopk", "matryoshka_batchtopk"): kw.update(activation_fn="topk", activation_fn_kwargs={"k": a.k})
     if a.coef is not None: kw["l1_coefficient"] = a.coef   # standard: the L1 coefficient; jumprelu: the L0 coefficient
+    if a.init_threshold is not None: kw["jumprelu_init_threshold"] = a.init_threshold
     return kw
 
 
@@ -207,6 +208,7 @@ def train_lens6(arch: str, a, batches: Batches) -> dict:
     if arch == "matryoshka_batchtopk":   # SAELens 6 has no default widths: saenb's default (d_sae/16, /8, /4, /2, d_sae)
         kw["matryoshka_widths"] = [a.d_sae >> i for i in (4, 3, 2, 1)] + [a.d_sae]
     if a.coef is not None: kw["l1_coefficient" if arch == "standard" else "l0_coefficient"] = a.coef
+    if a.init_threshold is not None: kw["jumprelu_init_threshold"] = a.init_threshold
     sae_cfg = cfg_cls(**kw)
     with tempfile.TemporaryDirectory() as d:
         runner_cfg = LanguageModelSAERunnerConfig(sae=sae_cfg, model_name="bench-quality-cached", hook_name=HOOK,
@@ -302,6 +304,7 @@ def main():
     p.add_argument("--arch", required=True, choices=["standard", "jumprelu", "topk", "batchtopk", "matryoshka_batchtopk"])
     p.add_argument("--k", type=int, default=None)
     p.add_argument("--coef", type=float, default=None)
+    p.add_argument("--init-threshold", type=float, default=None, help="jumprelu: jumprelu_init_threshold (every library has it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--d-sae", type=int, default=4608)
     p.add_argument("--batch", type=int, default=4096)
@@ -321,7 +324,7 @@ def main():
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     torch.save(common, a.out + ".tmp")
     os.replace(a.out + ".tmp", a.out)
-    out = dict(lib=a.lib, arch=a.arch, k=a.k, coef=a.coef, seed=a.seed, d_sae=a.d_sae, batch=a.batch,
+    out = dict(lib=a.lib, arch=a.arch, k=a.k, coef=a.coef, init_threshold=a.init_threshold, seed=a.seed, d_sae=a.d_sae, batch=a.batch,
                train_steps=batches.served, train_tokens=batches.served * a.batch, epochs=batches.epochs,
                train_seconds=res["train_seconds"], tokens_per_s=batches.served * a.batch / res["train_seconds"],
                steady_tokens_per_s=batches.steady_tokens_per_s(), library_version=library_version(a.lib),

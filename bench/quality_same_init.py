@@ -1,0 +1,91 @@
+"""saenb against SAELens 5.6 from the same initial weights on the same batches (issue 19): where do their TopK SAEs part?
+
+    python bench/quality_same_init.py            # k=16, 245 steps of 4096 tokens, seed 0 (the sweep's first point)
+
+Both libraries run the same config (`bench/quality_worker.py`'s `lens5_kwargs`: the runner config's defaults), through
+their own `SAETrainer.fit()` on the sweep's cached activations. SAELens 5.6 trains first and writes its freshly
+initialised weights; saenb loads them, and trains twice: as it is, and with `remove_gradient_parallel_to_decoder_directions`
+made a no-op, which is what SAELens 5.6's call amounts to (it calls it after `optimizer.step()`, once the gradient has
+been used). Each prints its MSE loss every 20 steps and the explained variance on the held-out activations; the three
+results go to `bench/results/quality-same-init.json`.
+"""
+from __future__ import annotations
+import argparse, json, os, subprocess, sys, tempfile, types
+from pathlib import Path
+import torch
+
+ROOT = Path(__file__).resolve().parent
+CACHE = ROOT / ".cache" / "quality" / "ctx128-train3830-held143"
+VARIANTS = {"saelens5": dict(lib="saelens5"), "saenb": dict(lib="saenb"),
+            "saenb, projection as 5.6 (none)": dict(lib="saenb", no_projection=True)}
+
+
+def train(lib: str, init: Path, k: int, steps: int, seed: int, no_projection: bool) -> dict:
+    "One library's run, in its own venv; the first run writes `init`, the others load it."
+    sys.path.insert(0, str(ROOT))
+    import quality_worker as w
+    if lib == "saenb":
+        from saenb.config import LanguageModelSAERunnerConfig
+        from saenb.training_sae import TrainingSAE, TrainingSAEConfig
+        from saenb.trainer import SAETrainer
+        from saenb.training_runner import SAETrainingRunner
+    else:
+        from sae_lens import LanguageModelSAERunnerConfig, SAETrainingRunner
+        from sae_lens.training.training_sae import TrainingSAE, TrainingSAEConfig
+        from sae_lens.training.sae_trainer import SAETrainer
+    a = types.SimpleNamespace(d_sae=4608, batch=4096, n_steps=steps, seed=seed, k=k, coef=None, init_threshold=None)
+    batches = w.Batches(torch.load(CACHE / "train.pt", mmap=True), a.batch, steps, seed)
+    with tempfile.TemporaryDirectory() as d:
+        cfg = LanguageModelSAERunnerConfig(**w.lens5_kwargs("topk", a), checkpoint_path=d)
+        sae = TrainingSAE(TrainingSAEConfig.from_sae_runner_config(cfg))
+        if init.exists(): sae.load_state_dict(torch.load(init))
+        else: torch.save(sae.state_dict(), init)
+        store = w.TensorStore(batches, cfg.n_batches_in_buffer * cfg.store_batch_size_prompts * cfg.context_size // 2)
+        SAETrainingRunner._init_sae_group_b_decs(types.SimpleNamespace(cfg=cfg, sae=sae, activations_store=store))
+        if no_projection: sae.remove_gradient_parallel_to_decoder_directions = lambda: None
+        mse, step = [], SAETrainer._train_step
+        def logged_step(self, sae, sae_in):
+            out = step(self, sae, sae_in)
+            mse.append(float(out.losses["mse_loss"]))
+            return out
+        SAETrainer._train_step = logged_step
+        sae = SAETrainer(model=None, sae=sae, activation_store=store, save_checkpoint_fn=lambda *x, **kw: None, cfg=cfg).fit()
+    x = torch.load(CACHE / "held_out.pt")
+    with torch.no_grad():
+        recon = torch.cat([sae(x[i:i + 4096]) for i in range(0, len(x), 4096)])
+    ev = 1 - float(((recon - x) ** 2).sum() / ((x - x.mean(0)) ** 2).sum())
+    return dict(mse_every_20_steps=[round(v, 1) for v in mse[::20]], final_mse=round(mse[-1], 1), held_out_ev=round(ev, 4))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--k", type=int, default=16)
+    p.add_argument("--steps", type=int, default=245)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variant", help=argparse.SUPPRESS)   # set when this file runs as one variant's worker
+    p.add_argument("--init", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.variant:
+        v = VARIANTS[a.variant]
+        print(json.dumps(train(v["lib"], Path(a.init), a.k, a.steps, a.seed, v.get("no_projection", False))))
+        return
+    if not (CACHE / "train.pt").exists(): sys.exit(f"no cached activations in {CACHE}: run python bench/quality.py first")
+    pythons = {"saenb": sys.executable, "saelens5": str(ROOT / ".venvs" / "qsaelens5" / "bin" / "python")}
+    results = {}
+    with tempfile.TemporaryDirectory() as d:
+        for name, v in VARIANTS.items():   # SAELens 5.6 first: it writes the shared initial weights
+            env = {**os.environ, "WANDB_MODE": "disabled"}
+            if v["lib"] != "saenb": env.pop("PYTHONPATH", None)
+            out = subprocess.run([pythons[v["lib"]], __file__, "--variant", name, "--init", str(Path(d) / "init.pt"),
+                                  "--k", str(a.k), "--steps", str(a.steps), "--seed", str(a.seed)],
+                                 capture_output=True, text=True, env=env, check=True).stdout
+            results[name] = json.loads(out.strip().splitlines()[-1])
+            print(f"{name}: held-out EV {results[name]['held_out_ev']}, MSE every 20 steps {results[name]['mse_every_20_steps']}")
+    out = ROOT / "results" / "quality-same-init.json"
+    out.write_text(json.dumps(dict(command="python bench/quality_same_init.py " + " ".join(sys.argv[1:]), k=a.k,
+                                   steps=a.steps, seed=a.seed, results=results), indent=1) + "\n")
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
