@@ -239,6 +239,16 @@ def train(r: dict, a, folder: Path) -> dict:
     return dict(json.loads(lines[-1]), status="ok", weights=str(out.relative_to(ROOT.parent)), **load)
 
 
+def evaluate_saved(folder: Path, a) -> dict:
+    "The shared evaluation of a saenb SAE saved in `folder` (its cfg.json and weights), on the sweep's held-out data."
+    from saenb.sae import SAE
+    from quality_worker import from_lens_inference_sae
+    sae = SAE.load_from_disk(str(folder), device="cpu")
+    cache = cache_activations(max(a.budget, a.batch), a.held_out_contexts)
+    return dict(sae=str(folder), architecture=sae.cfg.architecture, d_sae=sae.cfg.d_sae,
+                **Evaluator(cache, a.ce_contexts)(from_lens_inference_sae(sae)))
+
+
 def busy(line: dict) -> bool:
     """Whether the machine was busy with other work when the run trained: a 1-minute load average above the cores + 1
     at its start or end (the run itself keeps about one thread a core busy). Its wall time and tok/s are then not an
@@ -309,6 +319,8 @@ def main():
     p.add_argument("--timeout", type=int, default=3 * 3600, help="seconds one training process may take")
     p.add_argument("--out", default=None, help="JSON lines, appended to (default bench/results/quality.jsonl; "
                                                "--smoke: quality-smoke.jsonl; --pilot: quality-pilot.jsonl)")
+    p.add_argument("--evaluate", default=None, metavar="FOLDER",
+                   help="evaluate a saenb SAE saved in FOLDER (e.g. the demo job's) with the shared evaluation, print its line, exit")
     p.add_argument("--report", default=None, metavar="JSONL",
                    help="print the markdown table and full-sweep estimate of a results file (and its .meta.json), then exit")
     a = p.parse_args()
@@ -321,6 +333,9 @@ def main():
     a.out = Path(a.out) if a.out else ROOT / "results" / MODES[a.mode]["out"]
     for k, v in MODES[a.mode].items():
         if getattr(a, k, None) is None: setattr(a, k, v)
+    if a.evaluate:
+        print(json.dumps(evaluate_saved(Path(a.evaluate), a)))
+        return
     from tqdm.auto import tqdm
     runs = [{**r, "seed": s} for r in a.runs() for s in a.seeds]
     runs = [r for r in runs if all(f in run_name(r) for f in a.only)]
