@@ -4,7 +4,7 @@ same cached activations with the same dictionary size and token budget, measured
     bash bench/setup_quality_peers.sh            # the peers' venvs under bench/.venvs (once)
     python bench/quality.py                      # the sweep: 1M training tokens a run, seeds 0 and 1
     python bench/quality.py --smoke              # every library x architecture path at a tiny budget
-    python bench/quality.py --pilot              # where each library's L1/L0 coefficients put L0 (one seed)
+    python bench/quality.py --pilot              # where L1 coefficients and JumpReLU initial thresholds put L0 (one seed)
     python bench/quality.py --only topk --only saenb --seeds 0
 
 Run it with saenb's Python. Steps:
@@ -58,14 +58,15 @@ PYTHONS = {"saenb": Path(sys.executable), "saelens5": VENVS / "qsaelens5" / "bin
 #   245 x 3e-4 = 0.07 in a 1M run: in log space in saenb and 5.6, absolutely in SAELens 6), while the pre-activations
 #   reach 3 to 14 where L0 is 16 to 64. What sets L0 is where the threshold starts. So the JumpReLU points vary
 #   `jumprelu_init_threshold` (each library has the field), at one L0 coefficient for all, per library because the
-#   initial encoders differ in scale: each value is the threshold at which the library's freshly initialised SAE has
-#   L0 64, 32 or 16 on 4,096 training activations (b_dec at the mean for saenb and 5.6, whose runners start it at the
-#   geometric median; at zero for SAELens 6, whose runner leaves it there). SAELens 6's decoder rows start at norm 0.1,
-#   so its pre-activations are about 5x smaller.
+#   initial encoders differ in scale and grow differently. saenb and 5.6 (unit-norm decoder): the thresholds at which
+#   the freshly initialised SAE has L0 128, 64 and 32 on 4,096 training activations (b_dec at their mean: 2.8, 3.6,
+#   7.0); the pilot's 7.0 ended at L0 18, so these aim at about 70, 36 and 18. SAELens 6 (decoder rows start at norm
+#   0.1 and are not kept at 1): its pre-activations grow about 7x in training (std 0.53 at init, 3.6 after), and the
+#   pilot's 1.6 (init L0 32) ended at L0 1,503, so its points still need a pilot at 4, 8 and 16 (quality-pilot.md).
 TOPK_K = (16, 32, 64)
 STANDARD_L1 = {"saenb": (20.0, 40.0, 80.0), "saelens5": (20.0, 40.0, 80.0), "saelens6": (160.0, 240.0, 320.0)}
 JUMPRELU_L0 = 10.0   # the L0 coefficient of every JumpReLU run
-JUMPRELU_THETA = {"saenb": (3.6, 7.0, 12.5), "saelens5": (3.6, 7.0, 12.5), "saelens6": (0.9, 1.6, 2.8)}
+JUMPRELU_THETA = {"saenb": (2.8, 3.6, 7.0), "saelens5": (2.8, 3.6, 7.0), "saelens6": (4.0, 8.0, 16.0)}
 # `--pilot`: wide grids, one seed, to find where each library's L0 lands. At the full budget: at 250k tokens no L1
 # coefficient makes a standard SAE sparse yet (L0 1,250 to 1,820 at 20 and 80), at 1M tokens 80 gives L0 30 (saenb).
 PILOT_STANDARD_L1 = {l: (20.0, 40.0, 80.0, 320.0) for l in ("saenb", "saelens5", "saelens6")}
