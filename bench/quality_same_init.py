@@ -15,12 +15,11 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent
-CACHE = ROOT / ".cache" / "quality" / "ctx128-train3830-held143"
 VARIANTS = {"saelens5": dict(lib="saelens5"), "saenb": dict(lib="saenb"),
             "saenb, projection as 5.6 (none)": dict(lib="saenb", no_projection=True)}
 
 
-def train(lib: str, init: Path, k: int, steps: int, seed: int, no_projection: bool) -> dict:
+def train(lib: str, cache: Path, init: Path, k: int, steps: int, seed: int, no_projection: bool) -> dict:
     "One library's run, in its own venv; the first run writes `init`, the others load it."
     sys.path.insert(0, str(ROOT))
     import quality_worker as w
@@ -34,7 +33,7 @@ def train(lib: str, init: Path, k: int, steps: int, seed: int, no_projection: bo
         from sae_lens.training.training_sae import TrainingSAE, TrainingSAEConfig
         from sae_lens.training.sae_trainer import SAETrainer
     a = types.SimpleNamespace(d_sae=4608, batch=4096, n_steps=steps, seed=seed, k=k, coef=None, init_threshold=None)
-    batches = w.Batches(torch.load(CACHE / "train.pt", mmap=True), a.batch, steps, seed)
+    batches = w.Batches(torch.load(cache / "train.pt", mmap=True), a.batch, steps, seed)
     with tempfile.TemporaryDirectory() as d:
         cfg = LanguageModelSAERunnerConfig(**w.lens5_kwargs("topk", a), checkpoint_path=d)
         sae = TrainingSAE(TrainingSAEConfig.from_sae_runner_config(cfg))
@@ -50,7 +49,7 @@ def train(lib: str, init: Path, k: int, steps: int, seed: int, no_projection: bo
             return out
         SAETrainer._train_step = logged_step
         sae = SAETrainer(model=None, sae=sae, activation_store=store, save_checkpoint_fn=lambda *x, **kw: None, cfg=cfg).fit()
-    x = torch.load(CACHE / "held_out.pt")
+    x = torch.load(cache / "held_out.pt")
     with torch.no_grad():
         recon = torch.cat([sae(x[i:i + 4096]) for i in range(0, len(x), 4096)])
     ev = 1 - float(((recon - x) ** 2).sum() / ((x - x.mean(0)) ** 2).sum())
@@ -64,19 +63,22 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variant", help=argparse.SUPPRESS)   # set when this file runs as one variant's worker
     p.add_argument("--init", help=argparse.SUPPRESS)
+    p.add_argument("--cache", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.variant:
         v = VARIANTS[a.variant]
-        print(json.dumps(train(v["lib"], Path(a.init), a.k, a.steps, a.seed, v.get("no_projection", False))))
+        print(json.dumps(train(v["lib"], Path(a.cache), Path(a.init), a.k, a.steps, a.seed, v.get("no_projection", False))))
         return
-    if not (CACHE / "train.pt").exists(): sys.exit(f"no cached activations in {CACHE}: run python bench/quality.py first")
+    sys.path.insert(0, str(ROOT))
+    from quality import cache_activations
+    cache = cache_activations(a.steps * 4096, 256)   # the sweep's cache (built if missing)
     pythons = {"saenb": sys.executable, "saelens5": str(ROOT / ".venvs" / "qsaelens5" / "bin" / "python")}
     results = {}
     with tempfile.TemporaryDirectory() as d:
         for name, v in VARIANTS.items():   # SAELens 5.6 first: it writes the shared initial weights
             env = {**os.environ, "WANDB_MODE": "disabled"}
             if v["lib"] != "saenb": env.pop("PYTHONPATH", None)
-            out = subprocess.run([pythons[v["lib"]], __file__, "--variant", name, "--init", str(Path(d) / "init.pt"),
+            out = subprocess.run([pythons[v["lib"]], __file__, "--variant", name, "--init", str(Path(d) / "init.pt"), "--cache", str(cache),
                                   "--k", str(a.k), "--steps", str(a.steps), "--seed", str(a.seed)],
                                  capture_output=True, text=True, env=env, check=True).stdout
             results[name] = json.loads(out.strip().splitlines()[-1])
