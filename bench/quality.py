@@ -70,7 +70,6 @@ JUMPRELU_THETA = {"saenb": (2.8, 3.6, 7.0), "saelens5": (2.8, 3.6, 7.0), "saelen
 # `--pilot`: wide grids, one seed, to find where each library's L0 lands. At the full budget: at 250k tokens no L1
 # coefficient makes a standard SAE sparse yet (L0 1,250 to 1,820 at 20 and 80), at 1M tokens 80 gives L0 30 (saenb).
 PILOT_STANDARD_L1 = {l: (20.0, 40.0, 80.0, 320.0) for l in ("saenb", "saelens5", "saelens6")}
-PILOT_JUMPRELU_THETA = JUMPRELU_THETA
 ALL_LIBS = ("saenb", "saelens5", "saelens6", "sparsify")
 
 
@@ -98,7 +97,7 @@ def smoke_sweep() -> list[dict]:
 
 
 def pilot_sweep() -> list[dict]:
-    return grid_runs("standard", PILOT_STANDARD_L1) + jumprelu_runs(PILOT_JUMPRELU_THETA)
+    return grid_runs("standard", PILOT_STANDARD_L1) + jumprelu_runs(JUMPRELU_THETA)
 
 
 # the defaults of the sweep, --smoke and --pilot (an option given on the command line wins)

@@ -2,8 +2,8 @@
 
     python bench/quality_same_init.py            # k=16, 245 steps of 4096 tokens, seed 0 (the sweep's first point)
 
-Both libraries run the same config (`bench/quality_worker.py`'s `lens5_kwargs`: the runner config's defaults), through
-their own `SAETrainer.fit()` on the sweep's cached activations. SAELens 5.6 trains first and writes its freshly
+Both libraries train as in the sweep (`bench/quality_worker.py`'s `train_lens5`: the runner config's defaults, their
+own `SAETrainer.fit()`, the sweep's cached activations and batches). SAELens 5.6 trains first and writes its freshly
 initialised weights; saenb loads them, and trains twice: as it is, and with `remove_gradient_parallel_to_decoder_directions`
 made a no-op, which is what SAELens 5.6's call amounts to (it calls it after `optimizer.step()`, once the gradient has
 been used). Each prints its MSE loss every 20 steps and the explained variance on the held-out activations; the three
@@ -20,38 +20,28 @@ VARIANTS = {"saelens5": dict(lib="saelens5"), "saenb": dict(lib="saenb"),
 
 
 def train(lib: str, cache: Path, init: Path, k: int, steps: int, seed: int, no_projection: bool) -> dict:
-    "One library's run, in its own venv; the first run writes `init`, the others load it."
+    "One library's run through the sweep's `train_lens5`, in its own venv; the first run writes `init`, the others load it."
     sys.path.insert(0, str(ROOT))
     import quality_worker as w
-    if lib == "saenb":
-        from saenb.config import LanguageModelSAERunnerConfig
-        from saenb.training_sae import TrainingSAE, TrainingSAEConfig
-        from saenb.trainer import SAETrainer
-        from saenb.training_runner import SAETrainingRunner
-    else:
-        from sae_lens import LanguageModelSAERunnerConfig, SAETrainingRunner
-        from sae_lens.training.training_sae import TrainingSAE, TrainingSAEConfig
-        from sae_lens.training.sae_trainer import SAETrainer
-    a = types.SimpleNamespace(d_sae=4608, batch=4096, n_steps=steps, seed=seed, k=k, coef=None, init_threshold=None)
-    batches = w.Batches(torch.load(cache / "train.pt", mmap=True), a.batch, steps, seed)
-    with tempfile.TemporaryDirectory() as d:
-        cfg = LanguageModelSAERunnerConfig(**w.lens5_kwargs("topk", a), checkpoint_path=d)
-        sae = TrainingSAE(TrainingSAEConfig.from_sae_runner_config(cfg))
+    mse = []
+
+    def prepare(sae):
         if init.exists(): sae.load_state_dict(torch.load(init))
         else: torch.save(sae.state_dict(), init)
-        store = w.TensorStore(batches, cfg.n_batches_in_buffer * cfg.store_batch_size_prompts * cfg.context_size // 2)
-        SAETrainingRunner._init_sae_group_b_decs(types.SimpleNamespace(cfg=cfg, sae=sae, activations_store=store))
         if no_projection: sae.remove_gradient_parallel_to_decoder_directions = lambda: None
-        mse, step = [], SAETrainer._train_step
-        def logged_step(self, sae, sae_in):
-            out = step(self, sae, sae_in)
+        forward = sae.training_forward_pass
+        def logged(*args, **kwargs):
+            out = forward(*args, **kwargs)
             mse.append(float(out.losses["mse_loss"]))
             return out
-        SAETrainer._train_step = logged_step
-        sae = SAETrainer(model=None, sae=sae, activation_store=store, save_checkpoint_fn=lambda *x, **kw: None, cfg=cfg).fit()
+        sae.training_forward_pass = logged
+
+    a = types.SimpleNamespace(d_sae=4608, batch=4096, n_steps=steps, seed=seed, k=k, coef=None, init_threshold=None)
+    batches = w.Batches(torch.load(cache / "train.pt", mmap=True), a.batch, steps, seed)
+    common = w.train_lens5(lib, "topk", a, batches, prepare)["common"]
+    if len(mse) != steps: raise SystemExit(f"logged {len(mse)} training forward passes, expected {steps}")
     x = torch.load(cache / "held_out.pt")
-    with torch.no_grad():
-        recon = torch.cat([sae(x[i:i + 4096]) for i in range(0, len(x), 4096)])
+    recon = torch.cat([w.common_forward(common, x[i:i + 4096])[1] for i in range(0, len(x), 4096)])
     ev = 1 - float(((recon - x) ** 2).sum() / ((x - x.mean(0)) ** 2).sum())
     return dict(mse_every_20_steps=[round(v, 1) for v in mse[::20]], final_mse=round(mse[-1], 1), held_out_ev=round(ev, 4))
 

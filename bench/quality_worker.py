@@ -155,7 +155,8 @@ def lens5_kwargs(arch: str, a) -> dict:
     return kw
 
 
-def train_lens5(lib: str, arch: str, a, batches: Batches) -> dict:
+def train_lens5(lib: str, arch: str, a, batches: Batches, prepare=None) -> dict:
+    "`prepare(sae)`, when given, runs on the freshly initialised training SAE, before b_dec's init and training."
     if lib == "saenb":
         from saenb.config import LanguageModelSAERunnerConfig
         from saenb.training_sae import TrainingSAE, TrainingSAEConfig
@@ -171,6 +172,7 @@ def train_lens5(lib: str, arch: str, a, batches: Batches) -> dict:
         cfg = LanguageModelSAERunnerConfig(**lens5_kwargs(arch, a), checkpoint_path=str(Path(d) / "ckpt"))
         torch.manual_seed(a.seed)
         sae = TrainingSAE(TrainingSAEConfig.from_sae_runner_config(cfg))
+        if prepare is not None: prepare(sae)
         # the runner's first buffer: n_batches_in_buffer * store_batch_size_prompts * context_size tokens, half served
         storage = cfg.n_batches_in_buffer * cfg.store_batch_size_prompts * cfg.context_size // 2
         store = TensorStore(batches, storage)
