@@ -27,7 +27,7 @@ The trained SAE is written to `--out` in one common inference form read by the s
 BatchTopK -> JumpReLU conversion are the library's), and checked against the library's own forward pass.
 """
 from __future__ import annotations
-import argparse, json, math, os, sys, tempfile, time, types
+import argparse, json, math, os, tempfile, time, types
 from pathlib import Path
 import torch
 
