@@ -16,6 +16,8 @@ Run it with saenb's Python. Steps:
 2. **Training.** Each (library, architecture, setting, seed) trains in a fresh process with that library's venv
    (`bench/quality_worker.py`, which says how each library is driven), through its own trainer with its documented
    defaults, the same dictionary size (`--d-sae`, 8 x 576) and batches (4096 tokens, the same order at one seed).
+   saenb also trains with runner-config fields set over SAELens 5.6's defaults where those leave it behind a peer
+   (`SAENB_VARIANTS`; run names such as `saenb[lr=0.001]/topk/k=32/seed=0`).
 3. **Evaluation** (here, in saenb's venv, one code path for every run): on the held-out activations, L0, explained
    variance `1 - sum|x - x_hat|^2 / sum|x - mean(x)|^2`, MSE (mean over tokens and dimensions), the dead fraction (features
    that never fire on the held-out tokens) and the dense fraction (features firing on more than `DENSE` of them); on
@@ -71,6 +73,10 @@ JUMPRELU_THETA = {"saenb": (2.8, 3.6, 7.0), "saelens5": (2.8, 3.6, 7.0), "saelen
 # coefficient makes a standard SAE sparse yet (L0 1,250 to 1,820 at 20 and 80), at 1M tokens 80 gives L0 30 (saenb).
 PILOT_STANDARD_L1 = {l: (20.0, 40.0, 80.0, 320.0) for l in ("saenb", "saelens5", "saelens6")}
 ALL_LIBS = ("saenb", "saelens5", "saelens6", "sparsify")
+# saenb with runner-config fields set over SAELens 5.6's defaults (the worker's `--set`), swept beside saenb as it is.
+# In 245 steps, 5.6's Adam without momentum (adam_beta1 0) at lr 3e-4 leaves a TopK SAE short of sparsify's; lr 1e-3
+# with SAELens 6's adam_beta1 of 0.9 closes it. How it was found: bench/results/quality-pilot.md.
+SAENB_VARIANTS = ({"lr": 1e-3, "adam_beta1": 0.9},)
 
 
 def grid_runs(arch: str, grid: dict, key: str = "coef", **fixed) -> list[dict]:
@@ -85,6 +91,7 @@ def jumprelu_runs(grid: dict) -> list[dict]:
 def sweep() -> list[dict]:
     "The runs whose settings are fixed come first, the coefficient grids last (they can be recalibrated meanwhile)."
     runs = [dict(lib=l, arch="topk", k=k) for k in TOPK_K for l in ALL_LIBS]
+    runs += [dict(lib="saenb", arch="topk", k=k, config=c) for c in SAENB_VARIANTS for k in TOPK_K]
     for arch in ("batchtopk", "matryoshka_batchtopk"): runs += [dict(lib=l, arch=arch, k=32) for l in ("saenb", "saelens6")]
     return runs + grid_runs("standard", STANDARD_L1) + jumprelu_runs(JUMPRELU_THETA)
 
@@ -111,7 +118,8 @@ MODES = {None: dict(runs=sweep, budget=1_000_000, seeds=[0, 1], held_out_context
 def run_name(r: dict) -> str:
     setting = f"k={r['k']}" if r.get("k") is not None else \
         f"theta={r['init_threshold']:g}" if r.get("init_threshold") is not None else f"coef={r['coef']:g}"
-    return f"{r['lib']}/{r['arch']}/{setting}/seed={r['seed']}"
+    lib = r["lib"] + ("[" + ",".join(f"{f}={v:g}" for f, v in r["config"].items()) + "]" if r.get("config") else "")
+    return f"{lib}/{r['arch']}/{setting}/seed={r['seed']}"
 
 
 # ---- 1. the cached activations ----------------------------------------------------------------------------------------
@@ -227,6 +235,7 @@ def train(r: dict, a, folder: Path) -> dict:
     if r.get("k") is not None: cmd += ["--k", str(r["k"])]
     if r.get("coef") is not None: cmd += ["--coef", str(r["coef"])]
     if r.get("init_threshold") is not None: cmd += ["--init-threshold", str(r["init_threshold"])]
+    for f, v in r.get("config", {}).items(): cmd += ["--set", f"{f}={json.dumps(v)}"]
     env = {**os.environ, "WANDB_MODE": "disabled", "TOKENIZERS_PARALLELISM": "false"}
     if r["lib"] != "saenb": env.pop("PYTHONPATH", None)   # a peer's venv sees its own packages only
     t0, load_start = time.time(), os.getloadavg()
