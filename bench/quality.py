@@ -17,7 +17,7 @@ Run it with saenb's Python. Steps:
    (`bench/quality_worker.py`, which says how each library is driven), through its own trainer with its documented
    defaults, the same dictionary size (`--d-sae`, 8 x 576) and batches (4096 tokens, the same order at one seed).
    saenb also trains with runner-config fields set over SAELens 5.6's defaults where those leave it behind a peer
-   (`SAENB_VARIANTS`; run names such as `saenb[lr=0.001]/topk/k=32/seed=0`).
+   (`SAENB_VARIANTS`; run names such as `saenb[lr=0.001,adam_beta1=0.9]/topk/k=32/seed=0`).
 3. **Evaluation** (here, in saenb's venv, one code path for every run): on the held-out activations, L0, explained
    variance `1 - sum|x - x_hat|^2 / sum|x - mean(x)|^2`, MSE (mean over tokens and dimensions), the dead fraction (features
    that never fire on the held-out tokens) and the dense fraction (features firing on more than `DENSE` of them); on

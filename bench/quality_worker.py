@@ -300,6 +300,15 @@ def train_sparsify(a, batches: Batches) -> dict:
                             normalize_decoder=c.normalize_decoder, loss_fn=cfg.loss_fn, batch_size=cfg.batch_size))
 
 
+def parse_set(field: str) -> tuple:
+    "`--set FIELD=JSON` as (field, value)."
+    name, eq, value = field.partition("=")
+    if eq:
+        try: return name, json.loads(value)
+        except json.JSONDecodeError: pass
+    raise SystemExit(f"--set {field!r}: expected FIELD=VALUE with a JSON value, e.g. lr=1e-3 or lr_scheduler_name='\"cosineannealing\"'")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--lib", required=True, choices=["saenb", "saelens5", "saelens6", "sparsify"])
@@ -316,7 +325,7 @@ def main():
     p.add_argument("--acts", required=True, help="the cached training activations [n_tokens, d_in] float32 (torch.save)")
     p.add_argument("--out", required=True, help="where to write the common form (torch.save)")
     a = p.parse_args()
-    a.config = {k: json.loads(v) for k, v in (f.split("=", 1) for f in a.config)}
+    a.config = dict(parse_set(f) for f in a.config)
     if a.config and a.lib not in ("saenb", "saelens5"): raise SystemExit(f"--set is for saenb and saelens5, not {a.lib}")
     a.n_steps = math.ceil(a.budget / a.batch)
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
