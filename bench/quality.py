@@ -91,7 +91,7 @@ def jumprelu_runs(grid: dict) -> list[dict]:
 def sweep() -> list[dict]:
     "The runs whose settings are fixed come first, the coefficient grids last (they can be recalibrated meanwhile)."
     runs = [dict(lib=l, arch="topk", k=k) for k in TOPK_K for l in ALL_LIBS]
-    runs += [dict(lib="saenb", arch="topk", k=k, config=c) for c in SAENB_VARIANTS for k in TOPK_K]
+    runs += [dict(lib="saenb", arch="topk", k=k, config_set=c) for c in SAENB_VARIANTS for k in TOPK_K]
     for arch in ("batchtopk", "matryoshka_batchtopk"): runs += [dict(lib=l, arch=arch, k=32) for l in ("saenb", "saelens6")]
     return runs + grid_runs("standard", STANDARD_L1) + jumprelu_runs(JUMPRELU_THETA)
 
@@ -118,7 +118,7 @@ MODES = {None: dict(runs=sweep, budget=1_000_000, seeds=[0, 1], held_out_context
 def run_name(r: dict) -> str:
     setting = f"k={r['k']}" if r.get("k") is not None else \
         f"theta={r['init_threshold']:g}" if r.get("init_threshold") is not None else f"coef={r['coef']:g}"
-    lib = r["lib"] + ("[" + ",".join(f"{f}={v:g}" for f, v in r["config"].items()) + "]" if r.get("config") else "")
+    lib = r["lib"] + ("[" + ",".join(f"{f}={v:g}" for f, v in r["config_set"].items()) + "]" if r.get("config_set") else "")
     return f"{lib}/{r['arch']}/{setting}/seed={r['seed']}"
 
 
@@ -235,7 +235,7 @@ def train(r: dict, a, folder: Path) -> dict:
     if r.get("k") is not None: cmd += ["--k", str(r["k"])]
     if r.get("coef") is not None: cmd += ["--coef", str(r["coef"])]
     if r.get("init_threshold") is not None: cmd += ["--init-threshold", str(r["init_threshold"])]
-    for f, v in r.get("config", {}).items(): cmd += ["--set", f"{f}={json.dumps(v)}"]
+    for f, v in r.get("config_set", {}).items(): cmd += ["--set", f"{f}={json.dumps(v)}"]
     env = {**os.environ, "WANDB_MODE": "disabled", "TOKENIZERS_PARALLELISM": "false"}
     if r["lib"] != "saenb": env.pop("PYTHONPATH", None)   # a peer's venv sees its own packages only
     t0, load_start = time.time(), os.getloadavg()

@@ -36,7 +36,7 @@ def train(lib: str, cache: Path, init: Path, k: int, steps: int, seed: int, no_p
             return out
         sae.training_forward_pass = logged
 
-    a = types.SimpleNamespace(d_sae=4608, batch=4096, n_steps=steps, seed=seed, k=k, coef=None, init_threshold=None, config={})
+    a = types.SimpleNamespace(d_sae=4608, batch=4096, n_steps=steps, seed=seed, k=k, coef=None, init_threshold=None, config_set={})
     batches = w.Batches(torch.load(cache / "train.pt", mmap=True), a.batch, steps, seed)
     common = w.train_lens5(lib, "topk", a, batches, prepare)["common"]
     if len(mse) != steps: raise SystemExit(f"logged {len(mse)} training forward passes, expected {steps}")

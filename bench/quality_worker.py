@@ -152,7 +152,7 @@ def lens5_kwargs(arch: str, a) -> dict:
     if arch in ("topk", "batchtopk", "matryoshka_batchtopk"): kw.update(activation_fn="topk", activation_fn_kwargs={"k": a.k})
     if a.coef is not None: kw["l1_coefficient"] = a.coef   # standard: the L1 coefficient; jumprelu: the L0 coefficient
     if a.init_threshold is not None: kw["jumprelu_init_threshold"] = a.init_threshold
-    return {**kw, **a.config}
+    return {**kw, **a.config_set}
 
 
 def train_lens5(lib: str, arch: str, a, batches: Batches, prepare=None) -> dict:
@@ -316,7 +316,7 @@ def main():
     p.add_argument("--k", type=int, default=None)
     p.add_argument("--coef", type=float, default=None)
     p.add_argument("--init-threshold", type=float, default=None, help="jumprelu: jumprelu_init_threshold (every library has it)")
-    p.add_argument("--set", dest="config", action="append", default=[], metavar="FIELD=JSON",
+    p.add_argument("--set", dest="config_set", action="append", default=[], metavar="FIELD=JSON",
                    help="saenb and SAELens 5.6: a runner config field over its default, e.g. --set lr=1e-3")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--d-sae", type=int, default=4608)
@@ -325,8 +325,8 @@ def main():
     p.add_argument("--acts", required=True, help="the cached training activations [n_tokens, d_in] float32 (torch.save)")
     p.add_argument("--out", required=True, help="where to write the common form (torch.save)")
     a = p.parse_args()
-    a.config = dict(parse_set(f) for f in a.config)
-    if a.config and a.lib not in ("saenb", "saelens5"): raise SystemExit(f"--set is for saenb and saelens5, not {a.lib}")
+    a.config_set = dict(parse_set(f) for f in a.config_set)
+    if a.config_set and a.lib not in ("saenb", "saelens5"): raise SystemExit(f"--set is for saenb and saelens5, not {a.lib}")
     a.n_steps = math.ceil(a.budget / a.batch)
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
     acts = torch.load(a.acts, mmap=True)
@@ -343,7 +343,7 @@ def main():
                train_steps=batches.served, train_tokens=batches.served * a.batch, epochs=batches.epochs,
                train_seconds=res["train_seconds"], tokens_per_s=batches.served * a.batch / res["train_seconds"],
                steady_tokens_per_s=batches.steady_tokens_per_s(), library_version=library_version(a.lib),
-               torch_version=torch.__version__, config=res.get("config", {}), config_set=a.config,
+               torch_version=torch.__version__, config=res.get("config", {}), config_set=a.config_set,
                **check_against(common, res["own_forward"], check_x))
     print(json.dumps(out, default=str), flush=True)
 
