@@ -64,11 +64,12 @@ PYTHONS = {"saenb": Path(sys.executable), "saelens5": VENVS / "qsaelens5" / "bin
 #   the freshly initialised SAE has L0 128, 64 and 32 on 4,096 training activations (b_dec at their mean: 2.8, 3.6,
 #   7.0); the pilot's 7.0 ended at L0 18, so these aim at about 70, 36 and 18. SAELens 6 (decoder rows start at norm
 #   0.1 and are not kept at 1): its pre-activations grow about 7x in training (std 0.53 at init, 3.6 after), and the
-#   pilot's 1.6 (init L0 32) ended at L0 1,503, so its points still need a pilot at 4, 8 and 16 (quality-pilot.md).
+#   pilot's 1.6 (init L0 32) ended at L0 1,503. Its seed-0 runs at 4, 8 and 16 ended at L0 263, 35 and 0 (moved to
+#   quality-pilot-1m.jsonl); 6 and 10, interpolated in log L0 between 4 and 8, aim at about 80 and 18, saenb's range.
 TOPK_K = (16, 32, 64)
 STANDARD_L1 = {"saenb": (20.0, 40.0, 80.0), "saelens5": (20.0, 40.0, 80.0), "saelens6": (160.0, 240.0, 320.0)}
 JUMPRELU_L0 = 10.0   # the L0 coefficient of every JumpReLU run
-JUMPRELU_THETA = {"saenb": (2.8, 3.6, 7.0), "saelens5": (2.8, 3.6, 7.0), "saelens6": (4.0, 8.0, 16.0)}
+JUMPRELU_THETA = {"saenb": (2.8, 3.6, 7.0), "saelens5": (2.8, 3.6, 7.0), "saelens6": (6.0, 8.0, 10.0)}
 # `--pilot`: wide grids, one seed, to find where each library's L0 lands. At the full budget: at 250k tokens no L1
 # coefficient makes a standard SAE sparse yet (L0 1,250 to 1,820 at 20 and 80), at 1M tokens 80 gives L0 30 (saenb).
 PILOT_STANDARD_L1 = {l: (20.0, 40.0, 80.0, 320.0) for l in ("saenb", "saelens5", "saelens6")}
