@@ -228,6 +228,17 @@ class Evaluator:
 
 # ---- 2. the runs ------------------------------------------------------------------------------------------------------
 
+def cpu_model() -> str:
+    """The CPU, as `/proc/cpuinfo` names it, with its family and model and its widest vector extension (for example
+    "AMD EPYC (family 23, model 1, avx2)"), so that wall times from different machines are told apart."""
+    try: info = dict(l.split(":", 1) for l in open("/proc/cpuinfo").read().split("\n\n")[0].splitlines() if ":" in l)
+    except OSError: return platform.processor() or platform.machine()
+    info = {k.strip(): v.strip() for k, v in info.items()}
+    flags = set(info.get("flags", "").split())
+    isa = next((f for f in ("amx_tile", "avx512f", "avx2") if f in flags), "no avx2")
+    return f"{info.get('model name', '?')} (family {info.get('cpu family', '?')}, model {info.get('model', '?')}, {isa})"
+
+
 def train(r: dict, a, folder: Path) -> dict:
     out = CACHE / "runs" / (run_name(r).replace("/", "__") + f"-b{a.budget}.pt")
     cmd = [str(PYTHONS[r["lib"]]), str(ROOT / "quality_worker.py"), "--lib", r["lib"], "--arch", r["arch"],
@@ -242,7 +253,8 @@ def train(r: dict, a, folder: Path) -> dict:
     t0, load_start = time.time(), os.getloadavg()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=a.timeout)
     # the 1, 5 and 15-minute load averages as the training process starts and ends (see `busy`)
-    load = dict(process_seconds=time.time() - t0, load_avg_start=load_start, load_avg_end=os.getloadavg(), cpus=os.cpu_count())
+    load = dict(process_seconds=time.time() - t0, load_avg_start=load_start, load_avg_end=os.getloadavg(), cpus=os.cpu_count(),
+                cpu=cpu_model())
     lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
     if p.returncode != 0 or not lines:
         return dict(status="failed", returncode=p.returncode, stderr_tail=p.stderr[-3000:], **load)
@@ -368,7 +380,7 @@ def main():
         dict(budget=a.budget, d_sae=a.d_sae, batch=a.batch, dense_threshold=DENSE,
              data=json.loads((folder / "meta.json").read_text()), cache=str(folder.relative_to(ROOT.parent)))
     session = dict(command="python bench/quality.py " + " ".join(sys.argv[1:]), seeds=a.seeds, ce_contexts=a.ce_contexts,
-                   machine=dict(platform=platform.platform(), processor=platform.processor(), cpus=os.cpu_count(),
+                   machine=dict(platform=platform.platform(), processor=platform.processor(), cpu=cpu_model(), cpus=os.cpu_count(),
                                 torch_threads=torch.get_num_threads()),
                    started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), runs=len(runs), skipped=len(done))
     meta.setdefault("sessions", []).append(session)   # one entry per invocation, so a resumed sweep keeps every command
