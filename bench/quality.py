@@ -231,9 +231,9 @@ class Evaluator:
 def cpu_model() -> str:
     """The CPU, as `/proc/cpuinfo` names it, with its family and model and its widest vector extension (for example
     "AMD EPYC (family 23, model 1, avx2)"), so that wall times from different machines are told apart."""
-    try: info = dict(l.split(":", 1) for l in open("/proc/cpuinfo").read().split("\n\n")[0].splitlines() if ":" in l)
+    try: first = open("/proc/cpuinfo").read().split("\n\n")[0]   # the first processor's block
     except OSError: return platform.processor() or platform.machine()
-    info = {k.strip(): v.strip() for k, v in info.items()}
+    info = {k.strip(): v.strip() for k, v in (l.split(":", 1) for l in first.splitlines() if ":" in l)}
     flags = set(info.get("flags", "").split())
     isa = next((f for f in ("amx_tile", "avx512f", "avx2") if f in flags), "no avx2")
     return f"{info.get('model name', '?')} (family {info.get('cpu family', '?')}, model {info.get('model', '?')}, {isa})"
