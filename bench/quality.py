@@ -74,7 +74,8 @@ JUMPRELU_THETA = {"saenb": (2.8, 3.6, 7.0), "saelens5": (2.8, 3.6, 7.0), "saelen
 # coefficient makes a standard SAE sparse yet (L0 1,250 to 1,820 at 20 and 80), at 1M tokens 80 gives L0 30 (saenb).
 PILOT_STANDARD_L1 = {l: (20.0, 40.0, 80.0, 320.0) for l in ("saenb", "saelens5", "saelens6")}
 ALL_LIBS = ("saenb", "saelens5", "saelens6", "sparsify")
-# saenb with runner-config fields set over SAELens 5.6's defaults (the worker's `--set`), swept beside saenb as it is.
+# saenb with runner-config fields set over SAELens 5.6's defaults (the worker's `--set`), swept beside saenb as it is
+# at the k-set architectures (TopK, BatchTopK, Matryoshka BatchTopK).
 # In 245 steps, 5.6's Adam without momentum (adam_beta1 0) at lr 3e-4 leaves a TopK SAE short of sparsify's; lr 1e-3
 # with SAELens 6's adam_beta1 of 0.9 closes it. How it was found: bench/results/quality-pilot.md.
 SAENB_VARIANTS = ({"lr": 1e-3, "adam_beta1": 0.9},)
@@ -93,7 +94,9 @@ def sweep() -> list[dict]:
     "The runs whose settings are fixed come first, the coefficient grids last (they can be recalibrated meanwhile)."
     runs = [dict(lib=l, arch="topk", k=k) for k in TOPK_K for l in ALL_LIBS]
     runs += [dict(lib="saenb", arch="topk", k=k, config_set=c) for c in SAENB_VARIANTS for k in TOPK_K]
-    for arch in ("batchtopk", "matryoshka_batchtopk"): runs += [dict(lib=l, arch=arch, k=32) for l in ("saenb", "saelens6")]
+    for arch in ("batchtopk", "matryoshka_batchtopk"):
+        runs += [dict(lib=l, arch=arch, k=32) for l in ("saenb", "saelens6")]
+        runs += [dict(lib="saenb", arch=arch, k=32, config_set=c) for c in SAENB_VARIANTS]
     return runs + grid_runs("standard", STANDARD_L1) + jumprelu_runs(JUMPRELU_THETA)
 
 
