@@ -2,6 +2,7 @@
 
     python bench/quality_same_init.py            # TopK k=16, 245 steps of 4096 tokens, seed 0 (the sweep's first point)
     python bench/quality_same_init.py --arch jumprelu --init-threshold 7 --coef 10    # the sweep's lowest-L0 JumpReLU point
+    python bench/quality_same_init.py --arch standard --coef 20     # the sweep's L0 84 standard (L1) point
 
 Both libraries train as in the sweep (`bench/quality_worker.py`'s `train_lens5`: the runner config's defaults, their
 own `SAETrainer.fit()`, the sweep's cached activations and batches). SAELens 5.6 trains first and writes its freshly
