@@ -310,10 +310,14 @@ def rectangle(x:torch.Tensor) -> torch.Tensor:
 class Step(torch.autograd.Function):
     "Heaviside step $H(x - \\theta)$ with the straight-through threshold gradient $-\\frac1\\varepsilon K(\\frac{x-\\theta}\\varepsilon)$."
     @staticmethod
-    def forward(ctx, x:torch.Tensor, threshold:torch.Tensor, bandwidth:float) -> torch.Tensor:
-        ctx.save_for_backward(x, threshold)
-        ctx.bandwidth = bandwidth
+    def forward(x:torch.Tensor, threshold:torch.Tensor, bandwidth:float) -> torch.Tensor:
         return (x > threshold).to(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs:tuple, output:torch.Tensor):
+        "Keep $x$, $\\theta$ and $\\varepsilon$ for the backward."
+        x, threshold, ctx.bandwidth = inputs
+        ctx.save_for_backward(x, threshold)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -328,8 +332,8 @@ class Step(torch.autograd.Function):
 class JumpReLU(Step):
     "$x\\,H(x - \\theta)$ with the straight-through threshold gradient $-\\frac\\theta\\varepsilon K(\\frac{x-\\theta}\\varepsilon)$."
     @staticmethod
-    def forward(ctx, x:torch.Tensor, threshold:torch.Tensor, bandwidth:float) -> torch.Tensor:
-        return x * Step.forward(ctx, x, threshold, bandwidth)   # saves what `Step` saves
+    def forward(x:torch.Tensor, threshold:torch.Tensor, bandwidth:float) -> torch.Tensor:
+        return x * (x > threshold).to(x)   # `Step.setup_context` keeps what the backward needs
 
     @staticmethod
     def backward(ctx, grad_output):
