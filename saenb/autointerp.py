@@ -189,15 +189,19 @@ EXPLAINER_SYSTEM_PROMPT = (
     "with its activation from 1 to 10 (10 = strongest). Say in a few words what the feature responds to. Reply with "
     "the explanation only: one short phrase, no preamble.")
 
-def _scaled(values:Sequence[float], max_activation:float) -> list[int]:
-    "Activations as whole numbers 0-10 relative to `max_activation` (negatives count as 0)."
-    if max_activation <= 0: return [0] * len(values)
-    return [min(10, max(0, round(10 * v / max_activation))) for v in values]
+def _magnitudes(values:Sequence[float]) -> list[float]:
+    "A feature's strength at each token: the magnitude of its activation (an AbsTopK feature fires with either sign)."
+    return [abs(v) for v in values]
+
+def _scaled(values:Sequence[float], max_magnitude:float) -> list[int]:
+    "Activations as whole numbers 0-10: their magnitude relative to `max_magnitude`."
+    if max_magnitude <= 0: return [0] * len(values)
+    return [min(10, round(10 * v / max_magnitude)) for v in _magnitudes(values)]
 
 def explanation_prompt(records:Sequence[ActivationRecord], # the texts to explain from
                       ) -> list[dict]:
     "The chat messages asking an explainer what the feature in `records` responds to."
-    max_act = max((max(r.activations, default=0.0) for r in records), default=0.0)
+    max_act = max((max(_magnitudes(r.activations), default=0.0) for r in records), default=0.0)
     parts = []
     for i, r in enumerate(records, 1):
         active = [f"{json.dumps(t)} ({v})" for t, v in zip(r.tokens, _scaled(r.activations, max_act)) if v > 0]
@@ -296,7 +300,7 @@ async def simulate_and_score(simulator, # an `LLMSimulator` (anything with `simu
         simulated = await asyncio.gather(*[loop.run_in_executor(pool, simulator.simulate, list(r.tokens))
                                            for r in activation_records])
     records = [sleep_identity(r) for r in activation_records]
-    return ScoredSimulation(records, simulated, correlation_score([r.activations for r in records], simulated))
+    return ScoredSimulation(records, simulated, correlation_score([_magnitudes(r.activations) for r in records], simulated))
 
 # %% ../nbs/16b_autointerp.ipynb #10ce4318
 def _feature_name(f:NeuronpediaFeature) -> str: return f"{f.modelId}@{f.layer}-{f.dataset}:{f.feature}"

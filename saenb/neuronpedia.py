@@ -208,8 +208,8 @@ class NeuronpediaFeature:
     autointerp_explanation_score: float = 0.0 # how well the explanation predicts activations
 
     def has_activating_text(self) -> bool:
-        "Whether any fetched activation record has a positive activation."
-        return any(max(a.act_values, default=0) > 0 for a in self.activations or [])
+        "Whether any fetched activation record has a non-zero activation (positive, or negative for a signed SAE)."
+        return any(v != 0 for a in self.activations or [] for v in a.act_values)
 
     @classmethod
     def from_neuronpedia(cls, data:dict) -> NeuronpediaFeature:
