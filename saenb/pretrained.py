@@ -405,7 +405,8 @@ _GEMMA_2_D_MODEL = {"2b": 2304, "9b": 3584, "27b": 4608} # the residual stream w
 _GEMMA_2_D_ATTN = {"2b": 2048, "9b": 4096, "27b": 4608} # n_heads * d_head, the width of hook_z
 
 def get_gemma_2_config(repo_id:str, folder_name:str, options:SAEConfigLoadOptions) -> dict[str, Any]:
-    "The config of a Gemma Scope SAE from its repo and path, no download (e.g. `google/gemma-scope-2b-pt-res`, `layer_12/width_16k/average_l0_82`); `options.d_sae_override` / `layer_override` stand in when the path lacks them."
+    """The config of a Gemma Scope SAE from its repo and path, no download (e.g. `google/gemma-scope-2b-pt-res`,
+    `layer_12/width_16k/average_l0_82`); `options.d_sae_override` and `layer_override` fill what the path lacks."""
     d_sae = next((w for key, w in _GEMMA_2_WIDTHS.items() if re.search(rf"\b{key}\b", folder_name)), None) or options.d_sae_override
     if d_sae is None: raise ValueError(f"Width not found in folder_name={folder_name!r} (one of {list(_GEMMA_2_WIDTHS)}) and no d_sae_override provided.")
     m = re.search(r"layer_(\d+)", folder_name)
@@ -488,7 +489,8 @@ def _llama_scope_config(hook_point_in:str, # the hook, e.g. "blocks.0.hook_resid
     return cfg
 
 def get_llama_scope_config(repo_id:str, folder_name:str, options:SAEConfigLoadOptions) -> dict[str, Any]:
-    "The config of a Llama Scope SAE, from its `hyperparams.json` (e.g. `fnlp/Llama3_1-8B-Base-LXR-8x`, `Llama3_1-8B-Base-L0R-8x`)."
+    """The config of a Llama Scope SAE, from its `hyperparams.json` (e.g. `fnlp/Llama3_1-8B-Base-LXR-8x`,
+    `Llama3_1-8B-Base-L0R-8x`)."""
     hp = load_json(_hub_file(repo_id, _join(folder_name, "hyperparams.json"), options.force_download))
     return _llama_scope_config(hp["hook_point_in"], hp["d_model"], hp["d_sae"], "bfloat16", options,
                                jump_relu_threshold=hp["jump_relu_threshold"])
@@ -525,7 +527,8 @@ def llama_scope_sae_loader(cfg_dict, repo_id, folder, device, force_download):
 
 # %% ../nbs/13_pretrained.ipynb #36ef00a4
 def get_llama_scope_r1_distill_config(repo_id:str, folder_name:str, options:SAEConfigLoadOptions) -> dict[str, Any]:
-    "The config of a Llama Scope R1 Distill SAE, from its `config.json` (e.g. `fnlp/Llama-Scope-R1-Distill`, `800M-Slimpajama-0-OpenR1-Math-220k/L0R`)."
+    """The config of a Llama Scope R1 Distill SAE, from its `config.json` (e.g. `fnlp/Llama-Scope-R1-Distill`,
+    `800M-Slimpajama-0-OpenR1-Math-220k/L0R`)."""
     hf = load_json(_hub_file(repo_id, _join(folder_name, "config.json"), options.force_download))
     return _llama_scope_config(hf["hook_point_in"], hf["d_model"], hf["d_model"] * hf["expansion_factor"], "float32", options)
 
@@ -544,7 +547,8 @@ def llama_scope_r1_distill_sae_loader(cfg_dict, repo_id, folder, device, force_d
 _DICTIONARY_LEARNING_CLASSES = ("AutoEncoder", "AutoEncoderTopK", "GatedAutoEncoder", "AutoEncoderNew")
 
 def get_dictionary_learning_config_1(repo_id:str, folder_name:str, options:SAEConfigLoadOptions) -> dict[str, Any]:
-    "The config of an SAE trained with `dictionary_learning`, from its `config.json` (e.g. `canrager/lm_sae`, `pythia70m_sweep_topk_ctx128_0730/resid_post_layer_3/trainer_0`)."
+    """The config of an SAE trained with `dictionary_learning`, from its `config.json` (e.g. `canrager/lm_sae`,
+    `pythia70m_sweep_topk_ctx128_0730/resid_post_layer_3/trainer_0`)."""
     config = load_json(_hub_file(repo_id, _join(folder_name, "config.json"), options.force_download))
     trainer, buffer = config["trainer"], config["buffer"]
     dict_class = trainer["dict_class"]
@@ -580,7 +584,9 @@ def dictionary_learning_sae_loader_1(cfg_dict, repo_id, folder, device, force_do
 
 # %% ../nbs/13_pretrained.ipynb #2e86495f
 def get_connor_rob_hook_z_config(repo_id:str, folder_name:str, options:SAEConfigLoadOptions) -> dict[str, Any]:
-    "The config of a GPT-2 small hook_z SAE, from the `_cfg.json` beside its weights (`ckkissane/attn-saes-gpt2-small-all-layers`; `folder_name` is the `.pt` file, e.g. `gpt2-small_L0_Hcat_z_..._v9.pt`)."
+    """The config of a GPT-2 small hook_z SAE, from the `_cfg.json` beside its weights
+    (`ckkissane/attn-saes-gpt2-small-all-layers`; `folder_name` is the `.pt` file, e.g.
+    `gpt2-small_L0_Hcat_z_..._v9.pt`)."""
     old = load_json(_hub_file(repo_id, folder_name.removesuffix(".pt") + "_cfg.json", options.force_download))
     return _other_format_cfg(options.device, d_in=old["act_size"], d_sae=old["dict_size"], model_name="gpt2-small",
                              hook_name=old["act_name"], hook_layer=old["layer"], apply_b_dec_to_input=True,
@@ -594,7 +600,8 @@ def connor_rob_hook_z_loader(cfg_dict, repo_id, filename, device, force_download
 
 # %% ../nbs/13_pretrained.ipynb #0e889950
 def get_deepseek_r1_config(repo_id:str, folder_name:str, options:SAEConfigLoadOptions) -> dict[str, Any]:
-    "The config of the DeepSeek R1 SAE, from its file name, no download (`qresearch/DeepSeek-R1-Distill-Llama-8B-SAE-l19`; `folder_name` is the `.pt` file)."
+    """The config of the DeepSeek R1 SAE, from its file name, no download
+    (`qresearch/DeepSeek-R1-Distill-Llama-8B-SAE-l19`; `folder_name` is the `.pt` file)."""
     layers = re.findall(r"l(\d+)", folder_name)
     if not layers: raise ValueError(f"Could not find layer number in filename: {folder_name}")
     layer = int(layers[-1])
@@ -613,7 +620,8 @@ def deepseek_r1_sae_loader(cfg_dict, repo_id, filename, device, force_download):
 
 # %% ../nbs/13_pretrained.ipynb #e4ace2e0
 def get_gemma_2_transcoder_config(repo_id:str, folder_name:str, options:SAEConfigLoadOptions) -> dict[str, Any]:
-    "The config of a Gemma Scope transcoder from its repo and path, no download (e.g. `google/gemma-scope-2b-pt-transcoders`, `layer_3/width_16k/average_l0_54`)."
+    """The config of a Gemma Scope transcoder from its repo and path, no download (e.g.
+    `google/gemma-scope-2b-pt-transcoders`, `layer_3/width_16k/average_l0_54`)."""
     base = get_gemma_2_config(repo_id.replace("-transcoders", "-res"), folder_name, options)
     layer = base["hook_layer"]
     return _other_format_cfg(options.device, architecture="jumprelu_transcoder", d_in=base["d_in"], d_out=base["d_in"],
@@ -635,7 +643,8 @@ _GEMMA_3_SITES = {"resid_post": "blocks.{L}.hook_resid_post", "mlp_out": "blocks
                   "attn_out": "blocks.{L}.attn.hook_z", "transcoder": "blocks.{L}.hook_mlp_in"}
 
 def get_gemma_3_config(repo_id:str, folder_name:str, options:SAEConfigLoadOptions) -> dict[str, Any]:
-    "The config of a Gemma Scope 2 SAE or transcoder: its path, optional `config.json` and the weights' shapes (e.g. `google/gemma-scope-2-4b-pt`, `resid_post/layer_17_width_16k_l0_big`)."
+    """The config of a Gemma Scope 2 SAE or transcoder: its path, optional `config.json` and the weights' shapes (e.g.
+    `google/gemma-scope-2-4b-pt`, `resid_post/layer_17_width_16k_l0_big`)."""
     layer = _layer_in(folder_name, r"layer_(\d+)", "layer_<n>")
     site = next((s for s in _GEMMA_3_SITES if s in folder_name), None)
     if site is None: raise ValueError(f"Hook site not found in folder_name={folder_name!r}: expected one of {list(_GEMMA_3_SITES)}")
@@ -674,7 +683,8 @@ _GOODFIRE_SAES = {
     ("Goodfire/Llama-3.3-70B-Instruct-SAE-l50", "Llama-3.3-70B-Instruct-SAE-l50.pt"): ("meta-llama/Llama-3.3-70B-Instruct", 50, 8192)}
 
 def get_goodfire_config(repo_id:str, folder_name:str, options:SAEConfigLoadOptions) -> dict[str, Any]:
-    "The config of one of Goodfire's two SAEs, no download (e.g. `Goodfire/Llama-3.1-8B-Instruct-SAE-l19`; `folder_name` is the weights file, `Llama-3.1-8B-Instruct-SAE-l19.pth`)."
+    """The config of one of Goodfire's two SAEs, no download (e.g. `Goodfire/Llama-3.1-8B-Instruct-SAE-l19`;
+    `folder_name` is the weights file, `Llama-3.1-8B-Instruct-SAE-l19.pth`)."""
     if (repo_id, folder_name) not in _GOODFIRE_SAES:
         raise ValueError(f"Unsupported Goodfire SAE: {repo_id}/{folder_name}; known: {[f'{r}/{f}' for r, f in _GOODFIRE_SAES]}")
     model_name, layer, d_in = _GOODFIRE_SAES[repo_id, folder_name]
@@ -695,7 +705,8 @@ QWEN_SCOPE_MODELS = {"Qwen3-1.7B-Base": 2048, "Qwen3-8B-Base": 4096, "Qwen3-30B-
                      "Qwen3.5-9B-Base": 4096, "Qwen3.5-27B": 5120, "Qwen3.5-35B-A3B-Base": 2048} # model -> d_model
 
 def get_qwen_scope_config(repo_id:str, folder_name:str, options:SAEConfigLoadOptions) -> dict[str, Any]:
-    "The config of a Qwen Scope SAE from its repo and file names, no download (e.g. `Qwen/SAE-Res-Qwen3-1.7B-Base-W32K-L0_50`, `layer0.sae.pt`)."
+    """The config of a Qwen Scope SAE from its repo and file names, no download (e.g.
+    `Qwen/SAE-Res-Qwen3-1.7B-Base-W32K-L0_50`, `layer0.sae.pt`)."""
     layer = _layer_in(folder_name, r"layer(\d+)\.sae\.pt", "layer<n>.sae.pt")
     r = re.search(r"SAE-Res-(.+)-W(\d+)K-L0_(\d+)", repo_id)
     if r is None: raise ValueError(f"repo_id={repo_id!r} is not a Qwen Scope repo ('<org>/SAE-Res-<model>-W<n>K-L0_<k>')")
@@ -722,7 +733,8 @@ def _hub_yaml(repo_id:str, filenames:tuple[str, ...], force_download:bool=False)
     return None
 
 def get_mwhanna_transcoder_config(repo_id:str, folder_name:str, options:SAEConfigLoadOptions) -> dict[str, Any]:
-    "The config of one of Hanna's Qwen 3 transcoders, from the repo's `wandb-config.yaml` and `config.yaml` (e.g. `mwhanna/qwen3-4b-transcoders`, `layer_3.safetensors`)."
+    """The config of one of Hanna's Qwen 3 transcoders, from the repo's `wandb-config.yaml` and `config.yaml` (e.g.
+    `mwhanna/qwen3-4b-transcoders`, `layer_3.safetensors`)."""
     layer = _layer_in(folder_name, r"layer_(\d+)", "layer_<n>.safetensors")
     run = _hub_yaml(repo_id, ("wandb-config.yaml", "wanb-config.yaml"), options.force_download)
     if run is None: raise ValueError(f"{repo_id} has neither wandb-config.yaml nor wanb-config.yaml")
@@ -751,7 +763,8 @@ def mwhanna_transcoder_loader(cfg_dict, repo_id, filename, device, force_downloa
 
 # %% ../nbs/13_pretrained.ipynb #6d0579e5
 def get_mntss_clt_layer_config(repo_id:str, folder_name:str, options:SAEConfigLoadOptions) -> dict[str, Any]:
-    "The config of one layer of an mntss cross-layer transcoder, from `config.yaml` and the encoder file's shapes (e.g. `mntss/clt-gemma-2-2b-2.5M`; `folder_name` is the layer, `3`)."
+    """The config of one layer of an mntss cross-layer transcoder, from `config.yaml` and the encoder file's shapes
+    (e.g. `mntss/clt-gemma-2-2b-2.5M`; `folder_name` is the layer, `3`)."""
     info = _hub_yaml(repo_id, ("config.yaml",), options.force_download)
     if info is None: raise ValueError(f"{repo_id} has no config.yaml")
     layer = int(folder_name)
@@ -777,7 +790,8 @@ def mntss_clt_layer_transcoder_loader(cfg_dict, repo_id, layer, device, force_do
 
 # %% ../nbs/13_pretrained.ipynb #cad03de0
 def get_temporal_sae_config(repo_id:str, folder_name:str, options:SAEConfigLoadOptions) -> dict[str, Any]:
-    "The config of a temporal SAE, from its `conf.yaml`: SAELens 6's entries, saenb does not run the architecture (`canrager/temporalSAEs`, e.g. `gemma-2-2B/layer_12/temporal`)."
+    """The config of a temporal SAE, from its `conf.yaml`: SAELens 6's entries, saenb does not run the architecture
+    (`canrager/temporalSAEs`, e.g. `gemma-2-2B/layer_12/temporal`)."""
     conf = _hub_yaml(repo_id, (_join(folder_name, "conf.yaml"),), options.force_download)
     if conf is None: raise ValueError(f"{repo_id}/{folder_name} has no conf.yaml")
     layer = _layer_in(folder_name, r"layer_(\d+)", "layer_<n>")
@@ -845,7 +859,8 @@ def read_sparsify_folder(path:str|Path, # a hookpoint folder holding cfg.json an
     return cfg_dict, sparsify_state_dict(load_safetensors(weights, device), cfg_dict, str(weights))
 
 def get_sparsify_config(repo_id:str, folder_name:str, options:SAEConfigLoadOptions) -> dict[str, Any]:
-    "The config of a sparsify SAE on the Hub, from its `cfg.json` and the run's `config.json` when the repo has one (e.g. `EleutherAI/sae-pythia-70m-32k`; `folder_name` is the hookpoint folder, `layers.3`)."
+    """The config of a sparsify SAE on the Hub, from its `cfg.json` and the run's `config.json` when the repo has one
+    (e.g. `EleutherAI/sae-pythia-70m-32k`; `folder_name` is the hookpoint folder, `layers.3`)."""
     sae_cfg = load_json(_hub_file(repo_id, _join(folder_name, SPARSIFY_CFG_FILENAME), options.force_download))
     parent = folder_name.strip("/").rpartition("/")[0]
     run_path = _optional_hub_file(repo_id, _join(parent, "config.json"), options.force_download)
